@@ -94,8 +94,10 @@ class Settings(BaseSettings):
     primitive_gap_min_incidents: int = Field(default=2, ge=1)
 
     # Evidence links ----------------------------------------------------------
-    loki_url: str = Field(default="https://grafana.example.internal/explore")
-    tempo_url: str = Field(default="https://grafana.example.internal/explore")
+    trace_url_template: str = Field(
+        default="https://grafana.example.internal/explore?traceId={trace_id}",
+        description="Link to a trace in Tempo; {trace_id} is filled in.",
+    )
 
     # Local broker -------------------------------------------------------------
     broker_home: Path = Field(

@@ -1,0 +1,1 @@
+"""The pure core: correlation state, checks, verdicts, escalations. No Kafka, no clock."""
