@@ -376,7 +376,7 @@ class LocalBroker:
             self.stop(timeout=10.0)
         raise BrokerError(
             f"the broker (pid {pid}) did not answer on {self.bootstrap} within "
-            f"{timeout:.0f} s; read {self.log_path}, or allow more time with "
+            f"{timeout:g} s; read {self.log_path}, or allow more time with "
             f"start(timeout=...). Last lines:\n{self._log_tail()}"
         )
 
