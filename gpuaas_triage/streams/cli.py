@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 
@@ -21,11 +22,89 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    sub.add_parser("worker", help="run a worker of the consumer group")
+
     rp = sub.add_parser("replay", help="run the core over JSON-lines files, no broker")
     rp.add_argument("files", nargs="+", metavar="FILE", help="log files, or - for stdin")
     rp.add_argument("--dead-letter", metavar="FILE",
                     help="write lines that cannot be triaged here, as JSON lines")
+
+    pr = sub.add_parser("produce", help="send JSON-lines log files to the input topics")
+    pr.add_argument("files", nargs="+", metavar="FILE", help="log files, or - for stdin")
+    pr.add_argument("--no-key", action="store_true",
+                    help="send unkeyed (the worker repartitions by correlation_id)")
+
+    tl = sub.add_parser("tail", help="print incidents and escalations as they arrive")
+    tl.add_argument("--json", action="store_true", help="one JSON object a line")
+    tl.add_argument("--from-beginning", action="store_true")
+    tl.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                    help="exit after this long with nothing new")
+
+    dm = sub.add_parser("demo", help="broker, worker and the public cases played live")
+    dm.add_argument("--cases", metavar="FILE", help="scenario cases (JSON lines)")
+    dm.add_argument("--no-worker", action="store_true",
+                    help="only play traffic to the configured topics and tail them")
+    dm.add_argument("--idle-exit", type=float, default=20.0, metavar="SECONDS",
+                    help="stop this long after the last incident (default 20)")
+    dm.add_argument("--max-gap", type=float, default=5.0, metavar="SECONDS",
+                    help="shorten longer gaps between a case's lines (default 5)")
+
+    br = sub.add_parser("broker", help="the local single-node Kafka (KRaft)")
+    br.add_argument("action", choices=("start", "stop", "status"))
     return parser
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from gpuaas_triage.streams import replay, tail
+
+    if args.command == "replay":
+        return replay.run(args.files, settings, args.dead_letter)
+    if args.command == "worker":
+        from gpuaas_triage.streams import worker
+
+        worker.run(settings, "debug" if args.verbose else "info")
+        return 0
+    if args.command == "produce":
+        from gpuaas_triage.streams import produce
+        from gpuaas_triage.streams.worker import prepare
+
+        settings = prepare(settings)
+        lines = [
+            event
+            for raw, _, _ in replay.read_lines(args.files)
+            for event in produce.case_events(raw)
+        ]
+        asyncio.run(produce.produce(lines, settings, keyed=not args.no_key))
+        return 0
+    if args.command == "tail":
+        from gpuaas_triage.streams.broker import ensure_broker
+
+        settings = settings.model_copy(
+            update={"bootstrap_servers": ensure_broker(settings)}
+        )
+        return tail.run(settings, as_json=args.json, from_beginning=args.from_beginning,
+                        idle_exit=args.idle_exit)
+    if args.command == "demo":
+        from gpuaas_triage.streams import demo
+
+        return demo.run(settings, cases=args.cases, with_worker=not args.no_worker,
+                        idle_exit=args.idle_exit, max_gap=args.max_gap)
+    if args.command == "broker":
+        from gpuaas_triage.streams.broker import LocalBroker
+
+        broker = LocalBroker(settings)
+        if args.action == "start":
+            print(broker.start(), flush=True)  # noqa: T201  # the CLI's output
+        elif args.action == "stop":
+            print("stopped" if broker.stop() else "not running")  # noqa: T201
+        else:
+            status = broker.status()
+            print(  # noqa: T201  # the CLI's output
+                f"{'running' if status.running else 'stopped'} pid={status.pid} "
+                f"bootstrap={status.bootstrap} log={status.log_path}"
+            )
+            return 0 if status.running else 3
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,18 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for noisy in ("aiokafka", "kafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        settings = Settings()
-        if args.command == "replay":
-            from gpuaas_triage.streams import replay
-
-            return replay.run(args.files, settings, args.dead_letter)
+        return _dispatch(args, Settings())
     except TriageError as exc:
         logger.error("%s", exc)  # noqa: TRY400  # the message is the whole story
         return 2
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 if __name__ == "__main__":

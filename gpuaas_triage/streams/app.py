@@ -1,0 +1,363 @@
+"""The Faust app: topics, tables, agents and the tick timer around the pure core.
+
+Data flow: input log topics -> ``ingest`` (parse, dead-letter, key by correlation_id)
+-> ``<app>-correlate`` -> ``correlate`` (table of correlation state, incident
+versions) -> incidents topic, and ``<app>-shapes`` keyed by failure shape ->
+``patterns`` (table of shape windows) -> escalations topic. When the input is
+already keyed by correlation_id, ``correlate`` reads the input topics directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+
+from gpuaas_triage.classifiers import correlation, patterns
+from gpuaas_triage.classifiers.config import CoreConfig
+from gpuaas_triage.schemas import codec
+from gpuaas_triage.schemas.dead_letter import DeadLetter
+from gpuaas_triage.schemas.events import EscalationEvent, IncidentEvent
+from gpuaas_triage.schemas.log_line import LogLine
+from gpuaas_triage.schemas.parse import parse_line, service_for_topic
+from gpuaas_triage.schemas.source import SourceRef, kafka_ref
+from gpuaas_triage.settings import Settings
+from gpuaas_triage.streams.partition_clock import DueIndex, PartitionClock
+from gpuaas_triage.streams.topics import TopicNames
+
+logger = logging.getLogger(__name__)
+
+_TICK = b'{"tick":true}'
+_RATE_LIMIT_SECONDS = 10.0
+
+
+class DeadLetterLog:
+    """Counts dead letters and says so at most once every few seconds."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_reason: dict[str, int] = {}
+        self._said_at = 0.0
+        self._said_total = 0
+
+    def count(self, record: DeadLetter) -> None:
+        self.total += 1
+        self.by_reason[record.reason] = self.by_reason.get(record.reason, 0) + 1
+        wall = time.monotonic()
+        if wall - self._said_at >= _RATE_LIMIT_SECONDS:
+            logger.warning(
+                "%d line(s) dead-lettered since last report (%s); latest: %s at %s; "
+                "the worker goes on",
+                self.total - self._said_total, self.by_reason, record.reason,
+                record.source,
+            )
+            self._said_at, self._said_total = wall, self.total
+
+
+class TriageStreams:
+    """Owns the app, its topics and tables, and the in-memory indices over them."""
+
+    def __init__(self, settings: Settings) -> None:
+        codec.register()
+        self.settings = settings
+        self.cfg = CoreConfig.from_settings(settings)
+        self.names = TopicNames.from_settings(settings)
+        self.dead = DeadLetterLog()
+        self.clock = PartitionClock(settings.allowed_lateness_seconds)
+        self.due = DueIndex()
+        self.shape_clock = PartitionClock(0.0)
+        self.shape_due = DueIndex()
+        self._indexed = False
+        self._shapes_indexed = False
+
+        self.app = faust.App(
+            settings.app_id,
+            broker=f"kafka://{settings.effective_bootstrap}",
+            store="rocksdb://" if settings.store == "rocksdb" else "memory://",
+            datadir=str(settings.data_dir),
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            web_enabled=settings.web_enabled,
+            web_port=settings.web_port,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            autodiscover=False,
+            table_cleanup_interval=30.0,
+        )
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        json_out = {"key_serializer": "raw", "value_serializer": "orjson"}
+        self.inputs = self.app.topic(*self.names.inputs, **raw)
+        self.correlate_topic = self.app.topic(
+            self.names.correlate, partitions=settings.partitions, **raw
+        )
+        self.shapes_topic = self.app.topic(
+            self.names.shapes, partitions=settings.partitions, **raw
+        )
+        self.incidents = self.app.topic(self.names.incidents, **json_out)
+        self.escalations = self.app.topic(self.names.escalations, **json_out)
+        self.dead_letters = self.app.topic(self.names.dead_letters, **json_out)
+
+        table_schema = faust.Schema(key_serializer="raw", value_serializer="orjson")
+        self.correlations = self.app.Table(
+            "correlations", partitions=settings.partitions, schema=table_schema
+        )
+        self.windows = self.app.Table(
+            "shape-windows", partitions=settings.partitions, schema=table_schema
+        )
+        self._wire()
+
+    # -- wiring ------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        app = self.app
+        keyed = self.settings.input_keyed_by_correlation_id
+        correlate_channel = (
+            app.topic(self.names.correlate, *self.names.inputs,
+                      key_serializer="raw", value_serializer="raw")
+            if keyed
+            else self.correlate_topic
+        )
+
+        if not keyed:
+
+            @app.agent(self.inputs, name="ingest")
+            async def ingest(stream: faust.StreamT[bytes]) -> None:
+                async for event in stream.events():
+                    await self.on_input(event)
+
+        @app.agent(correlate_channel, name="correlate")
+        async def correlate(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await self.on_correlate(event)
+
+        @app.agent(self.shapes_topic, name="patterns")
+        async def shapes(stream: faust.StreamT[bytes]) -> None:
+            async for event in stream.events():
+                await self.on_shape(event)
+
+        @app.timer(self.settings.tick_seconds, on_leader=True)
+        async def tick() -> None:
+            for partition in range(self.settings.partitions):
+                await self.correlate_topic.send(value=_TICK, partition=partition)
+                await self.shapes_topic.send(value=_TICK, partition=partition)
+
+        @app.on_partitions_assigned.connect
+        async def reassigned(app: faust.App, assigned: Any, **_: Any) -> None:
+            # Another worker may have changed the state of what comes back: rebuild
+            # the due indices from the tables on the next message.
+            self._indexed = self._shapes_indexed = False
+            self.clock.forget()
+            self.due.forget()
+            self.shape_clock.forget()
+            self.shape_due.forget()
+
+    # -- ingest --------------------------------------------------------------------
+
+    def _parse(self, event: faust.EventT[bytes]) -> tuple[LogLine, SourceRef] | None:
+        msg = event.message
+        ref = kafka_ref(msg.topic, msg.partition, msg.offset)
+        value = event.value if isinstance(event.value, bytes) else b""
+        parsed = parse_line(
+            value, ref, max_bytes=self.settings.max_line_bytes,
+            topic_service=service_for_topic(msg.topic),
+        )
+        if isinstance(parsed, DeadLetter):
+            self.dead.count(parsed)
+            return None
+        return parsed, ref
+
+    async def _dead_letter(self, event: faust.EventT[bytes]) -> None:
+        msg = event.message
+        value = event.value if isinstance(event.value, bytes) else b""
+        record = parse_line(
+            value, kafka_ref(msg.topic, msg.partition, msg.offset),
+            max_bytes=self.settings.max_line_bytes,
+        )
+        if isinstance(record, DeadLetter):
+            await self.dead_letters.send(value=record.model_dump(mode="json"))
+
+    async def on_input(self, event: faust.EventT[bytes]) -> None:
+        parsed = self._parse(event)
+        if parsed is None:
+            await self._dead_letter(event)
+            return
+        line, ref = parsed
+        envelope = orjson.dumps(
+            {"l": line.model_dump(mode="json", exclude_none=True), "r": ref}
+        )
+        await self.correlate_topic.send(key=line.correlation_id.encode(), value=envelope)
+
+    # -- correlate -----------------------------------------------------------------
+
+    def _index(self) -> None:
+        if self._indexed:
+            return
+        wall = time.time()
+        for key, data in self.correlations.items():
+            partition = data["partition"]
+            state = correlation.CorrelationState.from_dict(data)
+            due = correlation.next_due(state, now=float("-inf"), cfg=self.cfg)
+            self.due.set(partition, _text(key), due)
+            newest = max(t.last_t for t in state.threads)
+            self.clock.seed(partition, newest, wall)
+        self._indexed = True
+        logger.info("indexed %d open correlation(s) after assignment",
+                    sum(self.due.size(p) for p in range(self.settings.partitions)))
+
+    async def on_correlate(self, event: faust.EventT[bytes]) -> None:
+        self._index()
+        msg = event.message
+        partition = msg.partition
+        wall = time.time()
+
+        if msg.topic == self.names.correlate:
+            envelope = orjson.loads(event.value)
+            if "tick" in envelope:
+                await self._advance(partition, self.clock.now(partition, wall))
+                return
+            line = LogLine.model_validate(envelope["l"])
+            ref: SourceRef = envelope["r"]
+        else:
+            parsed = self._parse(event)
+            if parsed is None:
+                await self._dead_letter(event)
+                return
+            line, ref = parsed
+
+        self.clock.observe(partition, line.t, wall)
+        now = self.clock.now(partition, wall)
+        key = line.correlation_id.encode()
+        stored = self.correlations.get(key)
+        state = correlation.CorrelationState.from_dict(stored) if stored else None
+        state, incidents = correlation.ingest(state, line, ref, now=now, cfg=self.cfg)
+        self._store(partition, key, state, now)
+        await self._publish(incidents)
+        await self._advance(partition, now)
+
+    def _store(
+        self, partition: int, key: bytes, state: correlation.CorrelationState | None,
+        now: float,
+    ) -> None:
+        if state is None:
+            self.correlations.pop(key, None)
+            self.due.set(partition, key.decode(), None)
+            return
+        data = state.to_dict()
+        data["partition"] = partition
+        self.correlations[key] = data
+        self.due.set(partition, key.decode(),
+                     correlation.next_due(state, now=now, cfg=self.cfg))
+
+    async def _advance(self, partition: int, now: float) -> None:
+        for cid in self.due.pop_due(partition, now):
+            key = cid.encode()
+            stored = self.correlations.get(key)
+            if stored is None:
+                continue
+            state = correlation.CorrelationState.from_dict(stored)
+            kept, incidents = correlation.advance(state, now=now, cfg=self.cfg)
+            self._store(partition, key, kept, now)
+            await self._publish(incidents)
+
+    async def _publish(self, incidents: list[IncidentEvent]) -> None:
+        for incident in incidents:
+            value = incident.model_dump(mode="json")
+            await self.incidents.send(key=incident.incident_id.encode(), value=value)
+            if incident.shape is not None and incident.status != "recovered":
+                await self.shapes_topic.send(
+                    key=incident.shape.fingerprint.encode(),
+                    value=orjson.dumps({"incident": value}),
+                )
+            logger.debug(
+                "incident %s v%d %s %s/%s", incident.incident_id, incident.version,
+                incident.status, incident.failure_class, incident.category,
+            )
+
+    # -- patterns ------------------------------------------------------------------
+
+    def _index_shapes(self) -> None:
+        if self._shapes_indexed:
+            return
+        wall = time.time()
+        for key, data in self.windows.items():
+            partition = data["partition"]
+            window = patterns.ShapeWindow.from_dict(data)
+            self.shape_due.set(partition, _text(key), patterns.next_due(window, self.cfg))
+            newest = max((h[0] for h in window.hits), default=None)
+            if newest is not None:
+                self.shape_clock.seed(partition, newest, wall)
+        self._shapes_indexed = True
+
+    async def on_shape(self, event: faust.EventT[bytes]) -> None:
+        self._index_shapes()
+        partition = event.message.partition
+        wall = time.time()
+        envelope = orjson.loads(event.value)
+        if "tick" in envelope:
+            await self._expire_shapes(partition, self.shape_clock.now(partition, wall))
+            return
+
+        incident = IncidentEvent.model_validate(envelope["incident"])
+        assert incident.shape is not None  # noqa: S101  # only shaped ones are sent
+        first = correlation_time(incident.first_seen)
+        self.shape_clock.observe(partition, first, wall)
+        now = self.shape_clock.now(partition, wall)
+        key = incident.shape.fingerprint.encode()
+        stored = self.windows.get(key)
+        window = patterns.ShapeWindow.from_dict(stored) if stored else None
+        window, escalations = patterns.observe(window, incident, self.cfg)
+        self._store_window(partition, key, window)
+        await self._publish_escalations(escalations)
+        await self._expire_shapes(partition, now)
+
+    def _store_window(
+        self, partition: int, key: bytes, window: patterns.ShapeWindow | None
+    ) -> None:
+        if window is None:
+            self.windows.pop(key, None)
+            self.shape_due.set(partition, key.decode(), None)
+            return
+        data = window.to_dict()
+        data["partition"] = partition
+        self.windows[key] = data
+        self.shape_due.set(partition, key.decode(), patterns.next_due(window, self.cfg))
+
+    async def _expire_shapes(self, partition: int, now: float) -> None:
+        for fingerprint in self.shape_due.pop_due(partition, now):
+            key = fingerprint.encode()
+            stored = self.windows.get(key)
+            if stored is None:
+                continue
+            window = patterns.ShapeWindow.from_dict(stored)
+            kept, escalations = patterns.expire(window, now=now, cfg=self.cfg)
+            self._store_window(partition, key, kept)
+            await self._publish_escalations(escalations)
+
+    async def _publish_escalations(self, escalations: list[EscalationEvent]) -> None:
+        for escalation in escalations:
+            await self.escalations.send(
+                key=escalation.escalation_id.encode(),
+                value=escalation.model_dump(mode="json"),
+            )
+            logger.info(
+                "escalation %s %s: %s, %d org(s), owner %s", escalation.escalation_id,
+                escalation.status, escalation.kind, escalation.distinct_orgs,
+                escalation.owner,
+            )
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key
+
+
+def correlation_time(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def create_app(settings: Settings) -> faust.App:
+    return TriageStreams(settings).app
