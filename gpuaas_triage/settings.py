@@ -29,8 +29,17 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers, comma separated. Empty: the local "
         "broker that `triage broker start` runs (the embedded default).",
     )
-    sasl_username: str = Field(default="", description="SASL/PLAIN user; empty: none.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How clients talk to the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism, with a SASL_* protocol."
+    )
+    sasl_username: str = Field(default="", description="SASL user; empty: no SASL.")
     sasl_password: SecretStr = Field(default=SecretStr(""), description="SASL password.")
+    ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle for SSL/SASL_SSL; empty: system CAs."
+    )
     app_id: str = Field(default="gpuaas-triage", description="Consumer group and prefix.")
     input_topics: str = Field(
         default=DEFAULT_INPUT_TOPICS,
@@ -124,3 +133,15 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``TRIAGE_*`` variables that recreate ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"TRIAGE_{name.upper()}"] = str(value)
+    return env

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class CoreConfig:
     quiet_gap: float = 120.0
+    allowed_lateness: float = 10.0
     lineage_deadline: float = 60.0
     closed_retention: float = 3600.0
     max_lines_per_correlation: int = 200
@@ -27,6 +28,7 @@ class CoreConfig:
     def from_settings(cls, settings: Settings) -> CoreConfig:
         return cls(
             quiet_gap=settings.quiet_gap_seconds,
+            allowed_lateness=settings.allowed_lateness_seconds,
             lineage_deadline=settings.lineage_deadline_seconds,
             closed_retention=settings.closed_retention_seconds,
             max_lines_per_correlation=settings.max_lines_per_correlation,

@@ -69,6 +69,12 @@ class Thread:
     version: int = 0
     last_key: str | None = None
     closed: bool = False
+    # Event time of the last judgement against the clock: new lines are weighed as
+    # of then, so a deadline fires only on the clock, never on a line's arrival.
+    judged_at: float = float("-inf")
+    # A line that arrives behind the watermark hints that its siblings are late
+    # too: the thread is not judged against the clock before this event time.
+    hold_until: float = float("-inf")
 
     @property
     def last_t(self) -> float:
@@ -95,6 +101,8 @@ class CorrelationState:
                     "version": t.version,
                     "last_key": t.last_key,
                     "closed": t.closed,
+                    "judged_at": _finite(t.judged_at),
+                    "hold_until": _finite(t.hold_until),
                 }
                 for t in self.threads
             ],
@@ -113,10 +121,21 @@ class CorrelationState:
                 version=t["version"],
                 last_key=t["last_key"],
                 closed=t["closed"],
+                judged_at=_unfinite(t.get("judged_at")),
+                hold_until=_unfinite(t.get("hold_until")),
             )
             for t in data["threads"]
         ]
         return cls(data["correlation_id"], threads)
+
+
+def _finite(value: float) -> float | None:
+    # JSON has no infinities; None stands for "never".
+    return None if value == float("-inf") else value
+
+
+def _unfinite(value: float | None) -> float:
+    return float("-inf") if value is None else value
 
 
 def incident_id_for(correlation_id: str, org_id: str | None, project_id: str | None) -> str:
@@ -159,12 +178,23 @@ def _thread_for(state: CorrelationState, line: LogLine) -> Thread:
     else:
         chosen.org_id = chosen.org_id or org
         chosen.project_id = chosen.project_id or project
+        renamed = incident_id_for(state.correlation_id, chosen.org_id, chosen.project_id)
+        if not chosen.version and all(t.incident_id != renamed for t in threads):
+            # Until a version is published the id may follow the tenancy as it
+            # fills in, so it does not depend on which service's line came first.
+            chosen.incident_id = renamed
     return chosen
 
 
 def _insert(thread: Thread, line: LogLine, ref: SourceRef, cap: int) -> None:
     times = [ln.t for ln in thread.lines]
     at = bisect.bisect_right(times, line.t)
+    same_instant = bisect.bisect_left(times, line.t)
+    if same_instant < at:
+        # Lines of one instant are ordered by their content, not by arrival, so the
+        # verdict of a set of lines does not depend on the order they came in.
+        keys = [ln.model_dump_json() for ln in thread.lines[same_instant:at]]
+        at = same_instant + bisect.bisect_right(keys, line.model_dump_json())
     thread.lines.insert(at, line)
     thread.refs.insert(at, ref)
     if len(thread.lines) <= cap:
@@ -373,8 +403,9 @@ def ingest(
     thread = _thread_for(state, line)
     reopened = thread.closed
     thread.closed = False
+    thread.hold_until = max(thread.hold_until, now + cfg.allowed_lateness)
     _insert(thread, line, ref, cfg.max_lines_per_correlation)
-    if reopened:
+    if reopened and thread.version:
         logger.info(
             "late line reopens incident %s of correlation_id %s (version %d)",
             thread.incident_id, state.correlation_id, thread.version,
@@ -384,7 +415,7 @@ def ingest(
     for each in state.threads:
         if each.closed:
             continue
-        assessment = _assess(state, each, now, cfg)
+        assessment = _assess(state, each, each.judged_at, cfg)
         changed = assessment.key != each.last_key
         if (each is thread and reopened and each.version) or (
             changed and (assessment.verdict is not None or each.version)
@@ -400,9 +431,10 @@ def advance(
     forget closed ones past retention. Returns None when nothing is left to keep."""
     events: list[IncidentEvent] = []
     for thread in state.threads:
-        if thread.closed:
+        if thread.closed or now < thread.hold_until:
             continue
         assessment = _assess(state, thread, now, cfg)
+        thread.judged_at = now
         if now >= _close_due(thread, assessment, cfg):
             thread.closed = True
             if assessment.verdict is not None or thread.version:
@@ -425,7 +457,8 @@ def next_due(state: CorrelationState, *, now: float, cfg: CoreConfig) -> float:
             due = min(due, thread.last_t + cfg.quiet_gap + cfg.closed_retention)
             continue
         assessment = _assess(state, thread, now, cfg)
-        due = min(due, _close_due(thread, assessment, cfg))
+        mine = _close_due(thread, assessment, cfg)
         if assessment.lineage.next_deadline is not None:
-            due = min(due, assessment.lineage.next_deadline)
+            mine = min(mine, assessment.lineage.next_deadline)
+        due = min(due, max(mine, thread.hold_until))
     return due

@@ -25,6 +25,7 @@ from gpuaas_triage.schemas.log_line import LogLine
 from gpuaas_triage.schemas.parse import parse_line, service_for_topic
 from gpuaas_triage.schemas.source import SourceRef, kafka_ref
 from gpuaas_triage.settings import Settings
+from gpuaas_triage.streams.kafka_auth import faust_credentials
 from gpuaas_triage.streams.partition_clock import DueIndex, PartitionClock
 from gpuaas_triage.streams.topics import TopicNames
 
@@ -76,6 +77,7 @@ class TriageStreams:
         self.app = faust.App(
             settings.app_id,
             broker=f"kafka://{settings.effective_bootstrap}",
+            broker_credentials=faust_credentials(settings),
             store="rocksdb://" if settings.store == "rocksdb" else "memory://",
             datadir=str(settings.data_dir),
             topic_partitions=settings.partitions,

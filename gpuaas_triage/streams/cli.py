@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     dm.add_argument("--max-gap", type=float, default=5.0, metavar="SECONDS",
                     help="shorten longer gaps between a case's lines (default 5)")
 
+    sc = sub.add_parser("schemas", help="write the JSON Schema files of the events")
+    sc.add_argument("--out", metavar="DIR", help="default: the package's schemas/json")
+
     br = sub.add_parser("broker", help="the local single-node Kafka (KRaft)")
     br.add_argument("action", choices=("start", "stop", "status"))
     return parser
@@ -89,6 +92,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return demo.run(settings, cases=args.cases, with_worker=not args.no_worker,
                         idle_exit=args.idle_exit, max_gap=args.max_gap)
+    if args.command == "schemas":
+        from pathlib import Path
+
+        from gpuaas_triage.schemas import jsonschema
+
+        for path in jsonschema.write(Path(args.out) if args.out else jsonschema.SCHEMA_DIR):
+            print(path)  # noqa: T201  # the CLI's output
+        return 0
     if args.command == "broker":
         from gpuaas_triage.streams.broker import LocalBroker
 

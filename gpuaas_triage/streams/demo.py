@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 
 from gpuaas_triage.errors import ConfigError
-from gpuaas_triage.settings import Settings
+from gpuaas_triage.settings import Settings, settings_env
 from gpuaas_triage.streams import produce, tail
 from gpuaas_triage.streams.worker import prepare
 
@@ -119,12 +119,7 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if name in ("sasl_password",):
-            continue
-        env[f"TRIAGE_{name.upper()}"] = str(value)
-    return env
+    return {**os.environ, **settings_env(settings)}
 
 
 async def _run(settings: Settings, cases_path: Path, with_worker: bool,

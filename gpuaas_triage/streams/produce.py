@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from gpuaas_triage.schemas.parse import service_for_topic
 from gpuaas_triage.settings import Settings
+from gpuaas_triage.streams.kafka_auth import client_options
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class LineSender:
         self.keyed = keyed
         self.sent = 0
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.effective_bootstrap, acks="all", linger_ms=5,
+            **client_options(settings), acks="all", linger_ms=5,
             max_request_size=max(2 * settings.max_line_bytes, 1_048_576),
         )
 

@@ -13,6 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from gpuaas_triage.settings import Settings
+from gpuaas_triage.streams.kafka_auth import client_options
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ async def tail(
     consumer = AIOKafkaConsumer(
         settings.incidents_topic,
         settings.escalations_topic,
-        bootstrap_servers=settings.effective_bootstrap,
+        **client_options(settings),
         group_id=f"{settings.app_id}-tail-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from gpuaas_triage.errors import BrokerError
 from gpuaas_triage.settings import Settings
+from gpuaas_triage.streams.kafka_auth import client_options
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,7 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
     Topics that exist are left as they are: input topics belong to the platform.
     """
     names = TopicNames.from_settings(settings)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.effective_bootstrap, request_timeout_ms=15000
-    )
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15000)
     try:
         await asyncio.wait_for(admin.start(), timeout)
     except (TimeoutError, OSError, Exception) as exc:  # aiokafka raises its own types
