@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".triage/worker"), description="Worker state dir.")
     web_port: int = Field(default=6066, description="Faust web port (metrics, health).")
     web_enabled: bool = Field(default=False)
+    idle_source_seconds: float = Field(
+        default=5.0, ge=0, description="An input partition silent this long (wall "
+        "time) stops holding event time back: its time moves with the wall clock."
+    )
     tick_seconds: float = Field(
         default=1.0, gt=0, description="How often idle correlations are re-examined."
     )

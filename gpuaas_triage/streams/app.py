@@ -67,9 +67,11 @@ class TriageStreams:
         self.cfg = CoreConfig.from_settings(settings)
         self.names = TopicNames.from_settings(settings)
         self.dead = DeadLetterLog()
-        self.clock = PartitionClock(settings.allowed_lateness_seconds)
-        self.due = DueIndex()
-        self.shape_clock = PartitionClock(0.0)
+        self.clock = PartitionClock(
+            settings.allowed_lateness_seconds, settings.idle_source_seconds
+        )
+        self.due = DueIndex(settle=settings.idle_source_seconds)
+        self.shape_clock = PartitionClock(0.0, settings.idle_source_seconds)
         self.shape_due = DueIndex()
         self._indexed = False
         self._shapes_indexed = False
@@ -218,7 +220,7 @@ class TriageStreams:
         if msg.topic == self.names.correlate:
             envelope = orjson.loads(event.value)
             if "tick" in envelope:
-                await self._advance(partition, self.clock.now(partition, wall))
+                await self._advance(partition, self.clock.now(partition, wall), wall)
                 return
             line = LogLine.model_validate(envelope["l"])
             ref: SourceRef = envelope["r"]
@@ -229,15 +231,17 @@ class TriageStreams:
                 return
             line, ref = parsed
 
-        self.clock.observe(partition, line.t, wall)
+        self.clock.observe(partition, f"{ref.get('topic')}:{ref.get('partition')}",
+                           line.t, wall)
         now = self.clock.now(partition, wall)
         key = line.correlation_id.encode()
         stored = self.correlations.get(key)
         state = correlation.CorrelationState.from_dict(stored) if stored else None
         state, incidents = correlation.ingest(state, line, ref, now=now, cfg=self.cfg)
         self._store(partition, key, state, now)
+        self.due.touch(line.correlation_id, wall)
         await self._publish(incidents)
-        await self._advance(partition, now)
+        await self._advance(partition, now, wall)
 
     def _store(
         self, partition: int, key: bytes, state: correlation.CorrelationState | None,
@@ -253,8 +257,8 @@ class TriageStreams:
         self.due.set(partition, key.decode(),
                      correlation.next_due(state, now=now, cfg=self.cfg))
 
-    async def _advance(self, partition: int, now: float) -> None:
-        for cid in self.due.pop_due(partition, now):
+    async def _advance(self, partition: int, now: float, wall: float) -> None:
+        for cid in self.due.pop_due(partition, now, wall):
             key = cid.encode()
             stored = self.correlations.get(key)
             if stored is None:
@@ -305,7 +309,7 @@ class TriageStreams:
         incident = IncidentEvent.model_validate(envelope["incident"])
         assert incident.shape is not None  # noqa: S101  # only shaped ones are sent
         first = correlation_time(incident.first_seen)
-        self.shape_clock.observe(partition, first, wall)
+        self.shape_clock.observe(partition, "incidents", first, wall)
         now = self.shape_clock.now(partition, wall)
         key = incident.shape.fingerprint.encode()
         stored = self.windows.get(key)

@@ -1,9 +1,4 @@
-"""Event time per partition, with wall-clock progress when a partition goes idle.
-
-Each partition's watermark is the newest event time it has carried. When no line has
-arrived for a while, event time is taken to move on with the wall clock, so a quiet
-stream still closes its correlations and fires its lineage deadlines.
-"""
+"""Event time per partition, with wall-clock progress when its sources go idle."""
 
 from __future__ import annotations
 
@@ -13,27 +8,42 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class PartitionClock:
-    allowed_lateness: float
-    newest: dict[int, float] = field(default_factory=dict)
-    arrived: dict[int, float] = field(default_factory=dict)
+    """Event time per partition: the slowest of the sources feeding it.
 
-    def observe(self, partition: int, event_t: float, wall: float) -> None:
-        if event_t > self.newest.get(partition, float("-inf")):
-            self.newest[partition] = event_t
-        self.arrived[partition] = wall
+    A correlate partition is fed by several input topic-partitions (one per
+    service), consumed at different speeds. Its watermark is the minimum over those
+    sources of the newest event time each has carried, so a lagging relay topic
+    holds judgement back instead of making its lines look missing. A source that
+    has sent nothing for ``idle_after`` wall seconds is taken to be idle: its event
+    time moves on with the wall clock, so it cannot hold the partition forever.
+    """
+
+    allowed_lateness: float
+    idle_after: float = 5.0
+    newest: dict[int, dict[str, float]] = field(default_factory=dict)
+    arrived: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    def observe(self, partition: int, source: str, event_t: float, wall: float) -> None:
+        newest = self.newest.setdefault(partition, {})
+        if event_t > newest.get(source, float("-inf")):
+            newest[source] = event_t
+        self.arrived.setdefault(partition, {})[source] = wall
 
     def seed(self, partition: int, event_t: float, wall: float) -> None:
         """After a restart: resume from the newest event time the state holds."""
         if partition not in self.newest:
-            self.newest[partition] = event_t
-            self.arrived[partition] = wall
+            self.observe(partition, "restored-state", event_t, wall)
 
     def now(self, partition: int, wall: float) -> float:
         newest = self.newest.get(partition)
-        if newest is None:
+        if not newest:
             return float("-inf")
-        idle = max(0.0, wall - self.arrived[partition])
-        return newest - self.allowed_lateness + idle
+        arrived = self.arrived[partition]
+        slowest = min(
+            t + max(0.0, wall - arrived[source] - self.idle_after)
+            for source, t in newest.items()
+        )
+        return slowest - self.allowed_lateness
 
     def forget(self) -> None:
         self.newest.clear()
@@ -42,10 +52,20 @@ class PartitionClock:
 
 @dataclass(slots=True)
 class DueIndex:
-    """Per partition, which keys need attention at which event time."""
+    """Per partition, which keys need attention at which event time.
 
+    A key touched less than ``settle`` wall seconds ago is not handed out yet: while
+    a backlog is read, one service's topic can run ahead of another's, and the lines
+    a correlation is waiting for may be a moment behind.
+    """
+
+    settle: float = 0.0
     heaps: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
     due: dict[int, dict[str, float]] = field(default_factory=dict)
+    touched: dict[str, float] = field(default_factory=dict)
+
+    def touch(self, key: str, wall: float) -> None:
+        self.touched[key] = wall
 
     def set(self, partition: int, key: str, at: float | None) -> None:
         current = self.due.setdefault(partition, {})
@@ -57,15 +77,23 @@ class DueIndex:
         current[key] = at
         heapq.heappush(self.heaps.setdefault(partition, []), (at, key))
 
-    def pop_due(self, partition: int, now: float) -> list[str]:
+    def pop_due(self, partition: int, now: float, wall: float = float("inf")) -> list[str]:
         heap = self.heaps.get(partition, [])
         current = self.due.get(partition, {})
         keys: list[str] = []
+        unsettled: list[tuple[float, str]] = []
         while heap and heap[0][0] <= now:
             at, key = heapq.heappop(heap)
-            if current.get(key) == at:
-                del current[key]
-                keys.append(key)
+            if current.get(key) != at:
+                continue
+            if wall - self.touched.get(key, float("-inf")) < self.settle:
+                unsettled.append((at, key))
+                continue
+            del current[key]
+            self.touched.pop(key, None)
+            keys.append(key)
+        for entry in unsettled:
+            heapq.heappush(heap, entry)
         return keys
 
     def size(self, partition: int) -> int:
@@ -74,3 +102,4 @@ class DueIndex:
     def forget(self) -> None:
         self.heaps.clear()
         self.due.clear()
+        self.touched.clear()

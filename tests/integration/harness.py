@@ -30,6 +30,7 @@ FAST = {
     "lineage_deadline_seconds": 3.0,
     "allowed_lateness_seconds": 1.0,
     "tick_seconds": 0.5,
+    "idle_source_seconds": 2.0,
     "escalation_quiet_seconds": 5.0,
 }
 
@@ -116,22 +117,30 @@ def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 
 
 async def _read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # Subscribing without a group makes start() fetch this topic's metadata.
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
-        await consumer.topics()  # refreshes metadata for topics created since start
         partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not assigned:
             return []
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
         ends = await consumer.end_offsets(assigned)
         records: list[dict[str, Any]] = []
-        while any(await consumer.position(tp) < ends[tp] for tp in assigned):
-            batch = await consumer.getmany(*assigned, timeout_ms=1000)
+        wanted = sum(ends.values())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while loop.time() < deadline:
+            positions = [await consumer.position(tp) for tp in assigned]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, assigned, strict=True)):
+                break
+            batch = await consumer.getmany(timeout_ms=500)
             for tp_records in batch.values():
                 records.extend(orjson.loads(r.value) for r in tp_records)
+        assert len(records) <= wanted
         return records
     finally:
         await consumer.stop()
