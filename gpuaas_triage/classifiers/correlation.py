@@ -75,6 +75,7 @@ class Thread:
     # A line that arrives behind the watermark hints that its siblings are late
     # too: the thread is not judged against the clock before this event time.
     hold_until: float = float("-inf")
+    settled: bool = False
 
     @property
     def last_t(self) -> float:
@@ -103,6 +104,7 @@ class CorrelationState:
                     "closed": t.closed,
                     "judged_at": _finite(t.judged_at),
                     "hold_until": _finite(t.hold_until),
+                    "settled": t.settled,
                 }
                 for t in self.threads
             ],
@@ -123,6 +125,7 @@ class CorrelationState:
                 closed=t["closed"],
                 judged_at=_unfinite(t.get("judged_at")),
                 hold_until=_unfinite(t.get("hold_until")),
+                settled=t.get("settled", False),
             )
             for t in data["threads"]
         ]
@@ -300,6 +303,7 @@ def build_event(
     status: str,
     final: bool,
     cfg: CoreConfig,
+    settled: bool = False,
 ) -> IncidentEvent:
     lines = thread.lines
     context = _context(lines)
@@ -337,6 +341,7 @@ def build_event(
         version=thread.version,
         status=status,  # type: ignore[arg-type]  # one of the three, set by callers
         final=final,
+        settled=settled,
         correlation_id=state.correlation_id,
         trace_id=trace_id,
         failure_class=verdict.failure_class if verdict else None,
@@ -373,15 +378,18 @@ def build_event(
 
 def _version(
     state: CorrelationState, thread: Thread, assessment: _Assessment, *, final: bool,
-    cfg: CoreConfig,
+    cfg: CoreConfig, judged: bool = False,
 ) -> IncidentEvent:
     thread.version += 1
     thread.last_key = assessment.key
+    if judged and assessment.verdict is not None:
+        thread.settled = True
     if assessment.verdict is None:
         status = "recovered"
     else:
         status = "closed" if final else "open"
-    return build_event(state, thread, assessment, status=status, final=final, cfg=cfg)
+    return build_event(state, thread, assessment, status=status, final=final, cfg=cfg,
+                       settled=thread.settled)
 
 
 def _close_due(thread: Thread, assessment: _Assessment, cfg: CoreConfig) -> float:
@@ -438,9 +446,15 @@ def advance(
         if now >= _close_due(thread, assessment, cfg):
             thread.closed = True
             if assessment.verdict is not None or thread.version:
-                events.append(_version(state, thread, assessment, final=True, cfg=cfg))
-        elif assessment.key != thread.last_key and assessment.verdict is not None:
-            events.append(_version(state, thread, assessment, final=False, cfg=cfg))
+                events.append(_version(state, thread, assessment, final=True, cfg=cfg,
+                                       judged=True))
+        elif assessment.verdict is not None and (
+            assessment.key != thread.last_key or not thread.settled
+        ):
+            # The first judgement past the lateness settles the verdict: a version
+            # that escalation windows may count, even when nothing else changed.
+            events.append(_version(state, thread, assessment, final=False, cfg=cfg,
+                                   judged=True))
 
     horizon = cfg.quiet_gap + cfg.closed_retention
     state.threads = [

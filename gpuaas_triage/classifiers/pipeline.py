@@ -66,7 +66,7 @@ class Pipeline:
         return out
 
     def _observe(self, incident: IncidentEvent) -> list[EscalationEvent]:
-        if incident.shape is None:
+        if incident.shape is None or not incident.settled:
             return []
         key = incident.shape.fingerprint
         window, escalations = patterns.observe(self.windows.get(key), incident, self.cfg)

@@ -105,6 +105,12 @@ class IncidentEvent(_Out):
     version: int
     status: Literal["open", "closed", "recovered"]
     final: bool
+    settled: bool = Field(
+        default=False,
+        description="The verdict was judged against event time, past the allowed "
+        "lateness, so the context is as complete as it will get. Escalation windows "
+        "count an incident from its first settled version.",
+    )
     correlation_id: str
     trace_id: str | None
     failure_class: FailureClass | None

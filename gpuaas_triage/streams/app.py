@@ -272,7 +272,11 @@ class TriageStreams:
         for incident in incidents:
             value = incident.model_dump(mode="json")
             await self.incidents.send(key=incident.incident_id.encode(), value=value)
-            if incident.shape is not None and incident.status != "recovered":
+            if (
+                incident.shape is not None
+                and incident.settled
+                and incident.status != "recovered"
+            ):
                 await self.shapes_topic.send(
                     key=incident.shape.fingerprint.encode(),
                     value=orjson.dumps({"incident": value}),
