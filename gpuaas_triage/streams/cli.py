@@ -52,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schemas", help="write the JSON Schema files of the events")
     sc.add_argument("--out", metavar="DIR", help="default: the package's schemas/json")
 
+    bn = sub.add_parser("bench", help="throughput, latency, memory and replay speed")
+    bn.add_argument("--quick", action="store_true", help="a small load, under a minute")
+    bn.add_argument("--json", action="store_true", help="print one JSON object")
+    bn.add_argument("--store", choices=("memory", "rocksdb"), default="memory",
+                    help="the worker's table store (default memory)")
+    bn.add_argument("--lines", type=int, metavar="N",
+                    help="lines pre-loaded for the throughput run (default 4000 quick, "
+                    "100000 full)")
+    bn.add_argument("--profile", metavar="DIR",
+                    help="cProfile the worker and the replay into DIR")
+
     br = sub.add_parser("broker", help="the local single-node Kafka (KRaft)")
     br.add_argument("action", choices=("start", "stop", "status"))
     return parser
@@ -100,6 +111,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         for path in jsonschema.write(Path(args.out) if args.out else jsonschema.SCHEMA_DIR):
             print(path)  # noqa: T201  # the CLI's output
         return 0
+    if args.command == "bench":
+        from gpuaas_triage.bench import run as bench
+
+        return bench.run(settings, quick=args.quick, as_json=args.json,
+                         store=args.store, lines=args.lines, profile_dir=args.profile)
     if args.command == "broker":
         from gpuaas_triage.streams.broker import LocalBroker
 

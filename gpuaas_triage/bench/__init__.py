@@ -1,0 +1,1 @@
+"""``triage bench``: synthetic platform traffic and the measurements made with it."""

@@ -1,0 +1,224 @@
+"""Traffic onto the broker and incidents off it, with the times the bench needs.
+
+Sentinels mark where a partition's load begins and ends: one line per input
+partition whose correlation_id hashes to that partition and which opens an incident
+at once. A worker that has published the incident of a partition's last sentinel
+has worked through every line before it on that partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
+
+from gpuaas_triage.bench.traffic import TrafficLine
+from gpuaas_triage.classifiers.correlation import incident_id_for
+from gpuaas_triage.errors import TriageError
+from gpuaas_triage.settings import Settings
+from gpuaas_triage.streams.produce import TopicRouter
+
+logger = logging.getLogger(__name__)
+
+SENTINEL_ORG = "org-bench-sentinel"
+SENTINEL_PROJECT = "proj-bench-sentinel-prod"
+#: Keys tried per partition before giving up on finding one that hashes there.
+MAX_KEY_TRIES = 10_000
+
+
+class BenchError(TriageError):
+    """A benchmark phase could not finish; the message says which and why."""
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition aiokafka's default partitioner gives ``key``."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def sentinels(settings: Settings, label: str, ts: str) -> list[TrafficLine]:
+    """One line per input topic and partition that opens an incident on its own."""
+    router = TopicRouter(settings.input_topic_list)
+    out: list[TrafficLine] = []
+    for service in router.by_service:
+        for partition in range(settings.partitions):
+            cid = _key_for(f"bench-{label}-{service}", partition, settings.partitions)
+            record = {
+                "ts": ts, "service": service, "level": "error",
+                "msg": "bench sentinel", "correlation_id": cid,
+                "org_id": SENTINEL_ORG, "project_id": SENTINEL_PROJECT,
+                "error_code": "internal_error", "bootstrap_error": "bench_sentinel",
+            }
+            incident_id = incident_id_for(cid, SENTINEL_ORG, SENTINEL_PROJECT)
+            out.append(TrafficLine(service, cid, orjson.dumps(record), incident_id))
+    return out
+
+
+def _key_for(prefix: str, partition: int, partitions: int) -> str:
+    for n in range(MAX_KEY_TRIES):
+        cid = f"{prefix}-{n}"
+        if partition_of(cid.encode(), partitions) == partition:
+            return cid
+    raise BenchError(f"no key of {prefix}-N hashes to partition {partition}")
+
+
+class Sender:
+    """A started producer that sends TrafficLine to its service's topic, keyed by
+    correlation_id, as the platform's log shippers would."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topics = TopicRouter(settings.input_topic_list).by_service
+        self.fallback = settings.input_topic_list[0]
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.effective_bootstrap, acks="all", linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+
+    async def __aenter__(self) -> Sender:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+
+    async def send(self, line: TrafficLine) -> asyncio.Future[object]:
+        topic = self.topics.get(line.service, self.fallback)
+        future: asyncio.Future[object] = await self.producer.send(
+            topic, line.raw, key=line.correlation_id.encode()
+        )
+        return future
+
+    async def send_all(self, lines: Iterable[TrafficLine]) -> int:
+        """Send and wait for every acknowledgement."""
+        futures = [await self.send(line) for line in lines]
+        await asyncio.gather(*futures)
+        return len(futures)
+
+
+async def paced(
+    sender: Sender, lines: Sequence[TrafficLine], rate: float
+) -> dict[str, float]:
+    """Send ``lines`` at ``rate`` a second; return, per incident a line should open,
+    the perf_counter time its line was handed to the producer."""
+    sent_at: dict[str, float] = {}
+    futures = []
+    start = time.perf_counter()
+    index = 0
+    while index < len(lines):
+        due = int((time.perf_counter() - start) * rate) + 1
+        while index < min(due, len(lines)):
+            line = lines[index]
+            futures.append(await sender.send(line))
+            if line.incident_id is not None:
+                sent_at.setdefault(line.incident_id, time.perf_counter())
+            index += 1
+        await asyncio.sleep(0.002)
+    await asyncio.gather(*futures)
+    return sent_at
+
+
+@dataclass
+class IncidentWatch:
+    """Reads the incidents topic and keeps when each incident_id was first seen."""
+
+    bootstrap: str
+    topic: str
+    partitions: int
+    first_seen: dict[str, float] = field(default_factory=dict)
+    records: int = 0
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+            fetch_max_wait_ms=20, max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await consumer.start()
+        try:
+            partitions = _partitions(self.topic, self.partitions)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            while not self._stop.is_set():
+                batch = await consumer.getmany(timeout_ms=50, max_records=10_000)
+                now = time.perf_counter()
+                for records in batch.values():
+                    self.records += len(records)
+                    for record in records:
+                        key = record.key.decode() if record.key else ""
+                        self.first_seen.setdefault(key, now)
+        finally:
+            await consumer.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def seen_all(self, incident_ids: Iterable[str]) -> bool:
+        return all(i in self.first_seen for i in incident_ids)
+
+
+def _partitions(topic: str, count: int) -> list[TopicPartition]:
+    # The bench created every topic it reads, with the run's partition count.
+    return [TopicPartition(topic, p) for p in range(count)]
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    lines: int
+    seconds: float
+
+    @property
+    def lines_per_s(self) -> float:
+        return self.lines / self.seconds
+
+
+async def baseline(
+    settings: Settings, expected: int, out_topic: str, within: float
+) -> BaselineResult:
+    """A bare aiokafka loop over the input topics: consume, parse with orjson,
+    produce one record per line, as fast as it goes; timed from the first record
+    received to the last acknowledgement."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.effective_bootstrap, enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.effective_bootstrap, acks="all", linger_ms=5,
+        max_batch_size=256 * 1024,
+    )
+    await consumer.start()
+    await producer.start()
+    try:
+        partitions = [tp for topic in settings.input_topic_list
+                      for tp in _partitions(topic, settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + within
+        futures: list[asyncio.Future[object]] = []
+        start: float | None = None
+        while len(futures) < expected:
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"baseline read {len(futures)} of {expected} lines in {within:g}s"
+                )
+            batch = await consumer.getmany(timeout_ms=200, max_records=5_000)
+            if start is None and batch:
+                start = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    obj = orjson.loads(record.value)
+                    value = orjson.dumps({"correlation_id": obj.get("correlation_id"),
+                                          "service": obj.get("service")})
+                    futures.append(
+                        await producer.send(out_topic, value, key=record.key)
+                    )
+        await asyncio.gather(*futures)
+        assert start is not None  # noqa: S101  # set with the first batch
+        return BaselineResult(len(futures), time.perf_counter() - start)
+    finally:
+        await producer.stop()
+        await consumer.stop()
