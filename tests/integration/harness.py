@@ -138,8 +138,12 @@ async def _read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
             if all(pos >= ends[tp] for pos, tp in zip(positions, assigned, strict=True)):
                 break
             batch = await consumer.getmany(timeout_ms=500)
-            for tp_records in batch.values():
-                records.extend(orjson.loads(r.value) for r in tp_records)
+            for tp, tp_records in batch.items():
+                # Records written since the end offsets were read belong to the
+                # next read: a worker may still be producing.
+                records.extend(
+                    orjson.loads(r.value) for r in tp_records if r.offset < ends[tp]
+                )
         assert len(records) <= wanted
         return records
     finally:
