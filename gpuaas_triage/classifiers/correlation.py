@@ -76,6 +76,9 @@ class Thread:
     # too: the thread is not judged against the clock before this event time.
     hold_until: float = float("-inf")
     settled: bool = False
+    # The last assessment, reused while nothing it depends on has changed; never
+    # stored, and dropped when the thread closes.
+    memo: _Memo | None = field(default=None, repr=False, compare=False)
 
     @property
     def last_t(self) -> float:
@@ -249,12 +252,38 @@ class _Assessment:
         return f"{self.verdict.key}/{failed}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    """A thread's checks depend only on its lines, and its verdict on the lines,
+    the tenancy and the lineage: while those are unchanged, so is the assessment.
+    A thread is assessed several times per line (on ingest, for its next deadline,
+    on the clock), mostly with nothing changed."""
+
+    lines: tuple[LogLine, ...]
+    checks: list[Finding]
+    tenancy: Finding
+    lineage: Lineage
+    assessment: _Assessment
+
+
 def _assess(state: CorrelationState, thread: Thread, now: float, cfg: CoreConfig) -> _Assessment:
-    lineage = trace(thread.lines, now=now, deadline=cfg.lineage_deadline)
-    findings = run_checks(thread.lines)
-    findings.append(_tenancy(state))
-    findings.append(Finding("lineage_gap", lineage.status, lineage.detail))
-    return _Assessment(findings, lineage, decide(thread.lines, findings, lineage))
+    lines = thread.lines
+    lineage = trace(lines, now=now, deadline=cfg.lineage_deadline)
+    tenancy = _tenancy(state)
+    memo = thread.memo
+    if memo is None or len(memo.lines) != len(lines) or any(
+        mine is not theirs for mine, theirs in zip(memo.lines, lines, strict=True)
+    ):
+        checks = run_checks(lines)
+    elif memo.lineage == lineage and memo.tenancy == tenancy:
+        return memo.assessment
+    else:
+        checks = memo.checks
+    gap = Finding("lineage_gap", lineage.status, lineage.detail)
+    findings = [*checks, tenancy, gap]
+    assessment = _Assessment(findings, lineage, decide(lines, findings, lineage))
+    thread.memo = _Memo(tuple(lines), checks, tenancy, lineage, assessment)
+    return assessment
 
 
 def _context(lines: list[LogLine]) -> IncidentContext:
@@ -445,6 +474,7 @@ def advance(
         thread.judged_at = now
         if now >= _close_due(thread, assessment, cfg):
             thread.closed = True
+            thread.memo = None
             if assessment.verdict is not None or thread.version:
                 events.append(_version(state, thread, assessment, final=True, cfg=cfg,
                                        judged=True))
