@@ -38,7 +38,11 @@ class LogLine(BaseModel):
     """One JSON log line from gpuaas-api, the outbox relay, the runtime worker,
     an app adapter or the app proxy."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # Numbers where text is expected (a numeric error code, a numeric message) are
+    # kept as their text rather than costing the line.
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+    )
 
     ts: datetime = Field(
         validation_alias=_aliases("ts", "timestamp", "time", "@timestamp", "t"),
@@ -140,7 +144,11 @@ class LogLine(BaseModel):
         # in seconds can only be milliseconds.
         if isinstance(value, int | float) and not isinstance(value, bool):
             seconds = value / 1000 if value > 95_617_584_000 else value
-            return datetime.fromtimestamp(seconds, tz=UTC)
+            try:
+                return datetime.fromtimestamp(seconds, tz=UTC)
+            except (OverflowError, OSError) as exc:
+                # The platform's time_t cannot hold it: a bad value, not a crash.
+                raise ValueError(f"epoch {value!r} is out of range") from exc
         return value
 
     @field_validator("ts", "token_expires_at")
@@ -149,6 +157,13 @@ class LogLine(BaseModel):
         # A timestamp without a zone is read as UTC, as Loki does.
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError as exc:
+                # Event time is compared in UTC; one that leaves the calendar there
+                # (a zoned year 1 or 9999) cannot be ordered against other lines.
+                raise ValueError(f"{value.isoformat()} is out of range in UTC") from exc
         return value
 
     @field_validator(

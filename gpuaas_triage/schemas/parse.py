@@ -82,6 +82,9 @@ def parse_line(
             "not_an_object", f"a log line must be a JSON object, got {kind}", raw, source
         )
 
+    # A null field is a field the line does not know: absent, so that defaults,
+    # aliases and the topic's service apply to it.
+    obj = {name: value for name, value in obj.items() if value is not None}
     if topic_service and "service" not in obj:
         obj["service"] = topic_service
 
