@@ -6,6 +6,7 @@ unknown when the lines do not carry the facts it needs, with a one-line detail.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -213,8 +214,9 @@ SERVICE_ACCOUNT_CHECKS: tuple[ServiceAccountCheck, ...] = (
 
 
 def is_service_account(lines: Sequence[LogLine]) -> bool:
+    # service_account, service-account, ServiceAccount and SA all name one actor.
     return any(
-        (ln.actor_type or "").lower() in ("service_account", "serviceaccount", "sa")
+        re.sub(r"[^a-z]", "", (ln.actor_type or "").lower()) in ("serviceaccount", "sa")
         for ln in lines
     )
 
