@@ -162,6 +162,17 @@ def observe(
     org, project = incident.context.org_id, incident.context.project_id
     if any(inc == incident.incident_id for _, inc, _, _ in window.hits):
         return window, []
+    if window.hits and t < window.hits[-1][0] - cfg.escalation_window:
+        # Further back than the window reaches from its newest hit: a later version
+        # of an incident that has aged out of the window, which must not be counted
+        # again, or one too old to coincide with the others.
+        return window, []
+
+    resolved = _resolve_quiet(window, t, cfg)
+    if resolved:
+        window, earlier = resolved
+        new_window, events = observe(window, incident, cfg)
+        return new_window, [earlier, *events]
 
     ep = window.episode
     if org is None and project is None:
@@ -199,6 +210,26 @@ def observe(
         "escalation %s opened: %s for shape %s", escalation_id, reason, shape.fingerprint
     )
     return window, [_event(window, "opened", cfg, reason)]
+
+
+def _resolve_quiet(
+    window: ShapeWindow, t: float, cfg: CoreConfig
+) -> tuple[ShapeWindow, EscalationEvent] | None:
+    """Resolve an episode that went quiet before event time ``t``.
+
+    A driver may hand over the next incident before its timer has expired the
+    episode; counting that incident into the old episode would merge two bursts.
+    """
+    ep = window.episode
+    if ep is None or t < ep.last_seen + cfg.escalation_quiet:
+        return None
+    resolved_at = ep.last_seen + cfg.escalation_quiet
+    event = _event(
+        window, "resolved", cfg, "quiet window passed", resolved_at=resolved_at
+    )
+    window.episode = None
+    window.hits = []
+    return window, event
 
 
 def _count(ep: Episode, incident_id: str, org: str | None, project: str | None,
