@@ -37,7 +37,9 @@ class Correlator:
         self.state: CorrelationState | None = None
         self.fed = 0
 
-    def ingest(self, line: dict[str, Any], now: float | None = None) -> list[IncidentEvent]:
+    def ingest(
+        self, line: dict[str, Any], now: float | None = None
+    ) -> list[IncidentEvent]:
         parsed = to_log_line(line)
         self.fed += 1
         self.state, events = correlation.ingest(
@@ -75,7 +77,8 @@ def unavailable(seconds: float, **fields: Any) -> dict[str, Any]:
 def test_same_correlation_id_from_two_orgs_gives_two_incidents() -> None:
     """Two orgs reusing one correlation_id get an incident each, both flagged."""
     lines = [
-        denied(0, correlation_id="req-shared-9", org_id="org-lyra", project_id="prj-l1"),
+        denied(0, correlation_id="req-shared-9", org_id="org-lyra",
+               project_id="prj-l1"),
         unavailable(1, correlation_id="req-shared-9", org_id="org-vega",
                     project_id="prj-v1"),
     ]
@@ -91,10 +94,12 @@ def test_same_correlation_id_from_two_orgs_gives_two_incidents() -> None:
 def test_tenants_evidence_is_never_merged() -> None:
     """Each tenant's incident holds its own lines, context and verdict only."""
     lines = [
-        denied(0, correlation_id="req-shared-9", org_id="org-lyra", project_id="prj-l1"),
+        denied(0, correlation_id="req-shared-9", org_id="org-lyra",
+               project_id="prj-l1"),
         unavailable(1, correlation_id="req-shared-9", org_id="org-vega",
                     project_id="prj-v1"),
-        denied(2, correlation_id="req-shared-9", org_id="org-lyra", project_id="prj-l1"),
+        denied(2, correlation_id="req-shared-9", org_id="org-lyra",
+               project_id="prj-l1"),
     ]
 
     found = {i.context.org_id: i for i in final_incidents(replay(lines))}
@@ -113,12 +118,13 @@ def test_two_projects_of_one_org_are_two_tenants() -> None:
 
     found = final_incidents(replay(lines))
 
-    assert {i.context.project_id for i in found} == {"prj-halcyon-dev", "prj-halcyon-prod"}
+    projects = {i.context.project_id for i in found}
+    assert projects == {"prj-halcyon-dev", "prj-halcyon-prod"}
     assert all("correlation_id_crosses_tenants" in failed_checks(i) for i in found)
 
 
 def test_one_tenant_passes_the_tenancy_check() -> None:
-    """A correlation_id used by one tenant only passes correlation_id_crosses_tenants."""
+    """A correlation_id used by one tenant passes correlation_id_crosses_tenants."""
     lines = [log_line(0), denied(1)]
 
     found = final_incidents(replay(lines))
@@ -189,7 +195,8 @@ def test_no_version_before_error_evidence() -> None:
     """Healthy lines of a correlation publish nothing."""
     correlator = Correlator()
 
-    events = correlator.ingest(log_line(0)) + correlator.ingest(log_line(1, action=None))
+    events = correlator.ingest(log_line(0))
+    events += correlator.ingest(log_line(1, action=None))
 
     assert events == []
 
