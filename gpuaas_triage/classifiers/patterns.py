@@ -22,8 +22,12 @@ logger = logging.getLogger(__name__)
 
 Kind = Literal["cross_tenant", "tenant_wide", "platform_primitive_gap_candidate"]
 
-#: Members listed on an escalation; counts stay exact past it.
+#: Members listed on an escalation.
 LIST_CAP = 50
+
+#: Distinct orgs and projects tracked per episode: counts are exact up to here and
+#: read "at least this many" beyond, so memory per shape stays bounded.
+TRACK_CAP = 10 * LIST_CAP
 
 
 def _iso(t: float) -> str:
@@ -176,11 +180,7 @@ def observe(
 
     ep = window.episode
     if org is None and project is None:
-        # A line with no tenant (a relay or consumer-level error) is shared-service
-        # evidence for the open episode, not another tenant.
-        if ep is not None and incident.incident_id not in ep.shared:
-            ep.shared.append(incident.incident_id)
-            return window, [_event(window, "updated", cfg, "shared-service evidence")]
+        # Not another tenant: ``attach_shared`` offers it to open episodes instead.
         return window, []
 
     window.hits.append((t, incident.incident_id, org, project))
@@ -212,6 +212,31 @@ def observe(
     return window, [_event(window, "opened", cfg, reason)]
 
 
+def is_tenantless(incident: IncidentEvent) -> bool:
+    return incident.context.org_id is None and incident.context.project_id is None
+
+
+def attach_shared(
+    window: ShapeWindow, incident: IncidentEvent, cfg: CoreConfig
+) -> list[EscalationEvent]:
+    """Attach a tenant-less incident (a relay or consumer-level error that names no
+    org) to this window's open episode as shared-service evidence, when it failed
+    at the same service within the episode's time span."""
+    ep = window.episode
+    shape = incident.shape
+    if ep is None or shape is None or not is_tenantless(incident):
+        return []
+    if shape.service != window.shape.service or incident.incident_id in ep.shared:
+        return []
+    t = _t(incident.first_seen)
+    if not ep.opened_at - cfg.escalation_window <= t <= ep.last_seen + cfg.escalation_quiet:
+        return []
+    if len(ep.shared) >= LIST_CAP:
+        return []
+    ep.shared.append(incident.incident_id)
+    return [_event(window, "updated", cfg, "shared-service evidence attached")]
+
+
 def _resolve_quiet(
     window: ShapeWindow, t: float, cfg: CoreConfig
 ) -> tuple[ShapeWindow, EscalationEvent] | None:
@@ -237,9 +262,9 @@ def _count(ep: Episode, incident_id: str, org: str | None, project: str | None,
     ep.incidents += 1
     if len(ep.incident_ids) < LIST_CAP:
         ep.incident_ids.append(incident_id)
-    if org and (org in ep.orgs or len(ep.orgs) < 10 * LIST_CAP):
+    if org and (org in ep.orgs or len(ep.orgs) < TRACK_CAP):
         ep.orgs.add(org)
-    if project and (project in ep.projects or len(ep.projects) < 10 * LIST_CAP):
+    if project and (project in ep.projects or len(ep.projects) < TRACK_CAP):
         ep.projects.add(project)
     ep.last_seen = max(ep.last_seen, t)
 

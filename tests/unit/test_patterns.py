@@ -72,6 +72,10 @@ class Detector:
     def observe(self, *found: IncidentEvent) -> list[EscalationEvent]:
         out: list[EscalationEvent] = []
         for each in found:
+            if patterns.is_tenantless(each):
+                if self.window is not None:
+                    out.extend(patterns.attach_shared(self.window, each, self.cfg))
+                continue
             self.window, events = patterns.observe(self.window, each, self.cfg)
             out.extend(events)
         return out
@@ -292,6 +296,17 @@ def test_tenantless_incident_attaches_as_shared_service_evidence() -> None:
     assert [e.status for e in events] == ["updated"]
     assert events[0].shared_service_evidence == [tenantless.incident_id]
     assert events[0].distinct_orgs == 3
+
+
+def test_tenantless_incident_outside_the_episode_span_is_not_attached() -> None:
+    """Shared-service evidence must coincide with the episode in event time."""
+    detector = Detector()
+    detector.observe(*orgs(3))
+    long_after = incident(60 + CFG.escalation_window + CFG.escalation_quiet + 1, None, None)
+
+    events = detector.observe(long_after)
+
+    assert events == []
 
 
 def test_tenantless_incidents_never_open_an_escalation() -> None:
