@@ -88,6 +88,10 @@ class TriageStreams:
             web_port=settings.web_port,
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            # Every line writes the changelog: a 10 ms linger and room for big
+            # batches put many records in one produce request instead of one each.
+            producer_linger=0.01,
+            producer_max_batch_size=256 * 1024,
             autodiscover=False,
             table_cleanup_interval=30.0,
         )
