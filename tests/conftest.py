@@ -28,8 +28,9 @@ from gpuaas_triage.settings import Settings
 from gpuaas_triage.streams.broker import LocalBroker
 
 INTEGRATION_DIR = (Path(__file__).parent / "integration").resolve()
-TEST_BROKER_PORT = 39192
-TEST_CONTROLLER_PORT = 39193
+# Overridable so that two test sessions on one machine do not share a broker.
+TEST_BROKER_PORT = int(os.environ.get("TRIAGE_TEST_BROKER_PORT", "39192"))
+TEST_CONTROLLER_PORT = TEST_BROKER_PORT + 1
 # Confluent Platform 7.9 ships Kafka 3.9, the release the local broker runs.
 CONTAINER_IMAGE = os.environ.get(
     "TRIAGE_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:7.9.0"
