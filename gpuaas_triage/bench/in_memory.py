@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gc
 import io
+import logging
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,19 @@ from gpuaas_triage.classifiers.pipeline import Pipeline, latest
 from gpuaas_triage.schemas.source import file_ref
 from gpuaas_triage.settings import Settings
 from gpuaas_triage.streams import replay
+
+
+@contextmanager
+def quiet_core() -> Iterator[None]:
+    """The core logs each escalation it opens; run in the bench's own process,
+    thousands of them would bury its progress lines."""
+    core_log = logging.getLogger("gpuaas_triage.classifiers")
+    level = core_log.level
+    core_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        core_log.setLevel(level)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,4 @@
-"""Traffic onto the broker and incidents off it, with the times the bench needs.
-
-Sentinels mark where a partition's load begins and ends: one line per input
-partition whose correlation_id hashes to that partition and which opens an incident
-at once. A worker that has published the incident of a partition's last sentinel
-has worked through every line before it on that partition.
-"""
+"""Traffic onto the broker and records off it, with the times the bench needs."""
 
 from __future__ import annotations
 
@@ -16,56 +10,13 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.partitioner import murmur2
 
+from gpuaas_triage.bench.sentinels import BenchError
 from gpuaas_triage.bench.traffic import TrafficLine
-from gpuaas_triage.classifiers.correlation import incident_id_for
-from gpuaas_triage.errors import TriageError
 from gpuaas_triage.settings import Settings
 from gpuaas_triage.streams.produce import TopicRouter
 
 logger = logging.getLogger(__name__)
-
-SENTINEL_ORG = "org-bench-sentinel"
-SENTINEL_PROJECT = "proj-bench-sentinel-prod"
-#: Keys tried per partition before giving up on finding one that hashes there.
-MAX_KEY_TRIES = 10_000
-
-
-class BenchError(TriageError):
-    """A benchmark phase could not finish; the message says which and why."""
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition aiokafka's default partitioner gives ``key``."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def sentinels(settings: Settings, label: str, ts: str) -> list[TrafficLine]:
-    """One line per input topic and partition that opens an incident on its own."""
-    router = TopicRouter(settings.input_topic_list)
-    out: list[TrafficLine] = []
-    for service in router.by_service:
-        for partition in range(settings.partitions):
-            cid = _key_for(f"bench-{label}-{service}", partition, settings.partitions)
-            record = {
-                "ts": ts, "service": service, "level": "error",
-                "msg": "bench sentinel", "correlation_id": cid,
-                "org_id": SENTINEL_ORG, "project_id": SENTINEL_PROJECT,
-                "error_code": "internal_error", "bootstrap_error": "bench_sentinel",
-            }
-            incident_id = incident_id_for(cid, SENTINEL_ORG, SENTINEL_PROJECT)
-            out.append(TrafficLine(service, cid, orjson.dumps(record), incident_id))
-    return out
-
-
-def _key_for(prefix: str, partition: int, partitions: int) -> str:
-    for n in range(MAX_KEY_TRIES):
-        cid = f"{prefix}-{n}"
-        if partition_of(cid.encode(), partitions) == partition:
-            return cid
-    raise BenchError(f"no key of {prefix}-N hashes to partition {partition}")
-
 
 class Sender:
     """A started producer that sends TrafficLine to its service's topic, keyed by
@@ -92,6 +43,15 @@ class Sender:
             topic, line.raw, key=line.correlation_id.encode()
         )
         return future
+
+    async def send_records(self, topic: str,
+                           records: Iterable[tuple[int, bytes, bytes]]) -> None:
+        """Send (partition, key, value) records to ``topic`` and wait for them."""
+        futures = [
+            await self.producer.send(topic, value, key=key, partition=partition)
+            for partition, key, value in records
+        ]
+        await asyncio.gather(*futures)
 
     async def send_all(self, lines: Iterable[TrafficLine]) -> int:
         """Send and wait for every acknowledgement."""
@@ -123,8 +83,9 @@ async def paced(
 
 
 @dataclass
-class IncidentWatch:
-    """Reads the incidents topic and keeps when each incident_id was first seen."""
+class KeyWatch:
+    """Reads a topic from its start and keeps when each key was first seen: an
+    incident_id on the incidents topic, an escalation_id on the escalations one."""
 
     bootstrap: str
     topic: str
@@ -157,8 +118,11 @@ class IncidentWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def seen_all(self, incident_ids: Iterable[str]) -> bool:
-        return all(i in self.first_seen for i in incident_ids)
+    def seen_all(self, keys: Iterable[str]) -> bool:
+        return all(k in self.first_seen for k in keys)
+
+    def seen_any(self, keys: Iterable[str]) -> bool:
+        return any(k in self.first_seen for k in keys)
 
 
 def _partitions(topic: str, count: int) -> list[TopicPartition]:
