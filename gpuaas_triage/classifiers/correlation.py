@@ -211,10 +211,11 @@ def _compact(line: LogLine) -> LogLine:
     object per distinct set: together more than half of what a held line costs.
     Values and equality are unchanged; a frozen line never changes either."""
     values = line.__dict__
-    for name, value in values.items():
+    present = line.__pydantic_fields_set__
+    for name in present:
+        value = values.get(name)
         if type(value) is str:
             values[name] = sys.intern(value)
-    present = line.__pydantic_fields_set__
     key = frozenset(present)
     shared = _field_sets.get(key)
     if shared is None and len(_field_sets) < _FIELD_SETS_CAP:
