@@ -111,6 +111,16 @@ class IncidentEvent(_Out):
         "lateness, so the context is as complete as it will get. Escalation windows "
         "count an incident from its first settled version.",
     )
+    closed_early: bool = Field(
+        default=False,
+        description="Closed before its quiet gap, as judged at that moment, because "
+        "the worker held more open correlations than its cap "
+        "(TRIAGE_MAX_OPEN_CORRELATIONS). Later lines of the same correlation_id start "
+        "the incident's versions again from 1.",
+    )
+    closed_early_reason: Literal["open_correlation_cap"] | None = Field(
+        default=None, description="Why the incident was closed early, if it was."
+    )
     correlation_id: str
     trace_id: str | None
     failure_class: FailureClass | None

@@ -42,6 +42,7 @@ def replay(paths: Iterable[str], settings: Settings) -> tuple[list[Output], list
         cfg=CoreConfig.from_settings(settings),
         allowed_lateness=settings.allowed_lateness_seconds,
         max_line_bytes=settings.max_line_bytes,
+        max_open_correlations=settings.max_open_correlations,
     )
     outputs: list[Output] = []
     for raw, name, number in read_lines(paths):
