@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_INPUT_TOPICS = (
@@ -41,6 +41,16 @@ class Settings(BaseSettings):
         default=None, description="CA bundle for SSL/SASL_SSL; empty: system CAs."
     )
     app_id: str = Field(default="gpuaas-triage", description="Consumer group and prefix.")
+    broker_session_timeout_seconds: float = Field(
+        default=45.0, ge=6.0, le=90.0,
+        description="A worker that stops heartbeating (killed, frozen, cut off) leaves "
+        "the consumer group after this long, and its partitions move to the others. "
+        "Within the broker's group.min/max.session.timeout.ms.",
+    )
+    broker_heartbeat_interval_seconds: float = Field(
+        default=3.0, gt=0, description="How often a worker heartbeats to the group "
+        "coordinator; at most a third of the session timeout.",
+    )
     input_topics: str = Field(
         default=DEFAULT_INPUT_TOPICS,
         description="Comma-separated log topics to consume; one per service, or one "
@@ -120,6 +130,18 @@ class Settings(BaseSettings):
     broker_port: int = Field(default=39092, description="Local broker's client port.")
     broker_controller_port: int = Field(default=39093)
     kafka_version: str = Field(default="3.9.1")
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        heartbeat = self.broker_heartbeat_interval_seconds
+        session = self.broker_session_timeout_seconds
+        if heartbeat * 3 > session:
+            raise ValueError(
+                f"TRIAGE_BROKER_HEARTBEAT_INTERVAL_SECONDS={heartbeat:g} is more than "
+                f"a third of TRIAGE_BROKER_SESSION_TIMEOUT_SECONDS={session:g}, so one "
+                "late heartbeat can drop a healthy worker; lower the interval"
+            )
+        return self
 
     @property
     def input_topic_list(self) -> list[str]:

@@ -9,8 +9,10 @@ already keyed by correlation_id, ``correlate`` reads the input topics directly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -18,6 +20,11 @@ import orjson
 
 from gpuaas_triage.classifiers import correlation, patterns
 from gpuaas_triage.classifiers.config import CoreConfig
+from gpuaas_triage.classifiers.pipeline import (
+    OpenCorrelations,
+    close_early,
+    newest_line,
+)
 from gpuaas_triage.schemas import codec
 from gpuaas_triage.schemas.dead_letter import DeadLetter
 from gpuaas_triage.schemas.events import EscalationEvent, IncidentEvent
@@ -25,37 +32,19 @@ from gpuaas_triage.schemas.log_line import LogLine
 from gpuaas_triage.schemas.parse import parse_line, service_for_topic
 from gpuaas_triage.schemas.source import SourceRef, kafka_ref
 from gpuaas_triage.settings import Settings
+from gpuaas_triage.streams import kafka_backoff
 from gpuaas_triage.streams.kafka_auth import faust_credentials
 from gpuaas_triage.streams.partition_clock import DueIndex, PartitionClock
+from gpuaas_triage.streams.reports import (
+    RATE_LIMIT_SECONDS,
+    DeadLetterLog,
+    EarlyCloseLog,
+)
 from gpuaas_triage.streams.topics import TopicNames
 
 logger = logging.getLogger(__name__)
 
 _TICK = b'{"tick":true}'
-_RATE_LIMIT_SECONDS = 10.0
-
-
-class DeadLetterLog:
-    """Counts dead letters and says so at most once every few seconds."""
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.by_reason: dict[str, int] = {}
-        self._said_at = 0.0
-        self._said_total = 0
-
-    def count(self, record: DeadLetter) -> None:
-        self.total += 1
-        self.by_reason[record.reason] = self.by_reason.get(record.reason, 0) + 1
-        wall = time.monotonic()
-        if wall - self._said_at >= _RATE_LIMIT_SECONDS:
-            logger.warning(
-                "%d line(s) dead-lettered since last report (%s); latest: %s at %s; "
-                "the worker goes on",
-                self.total - self._said_total, self.by_reason, record.reason,
-                record.source,
-            )
-            self._said_at, self._said_total = wall, self.total
 
 
 class TriageStreams:
@@ -63,6 +52,7 @@ class TriageStreams:
 
     def __init__(self, settings: Settings) -> None:
         codec.register()
+        kafka_backoff.install()
         self.settings = settings
         self.cfg = CoreConfig.from_settings(settings)
         self.names = TopicNames.from_settings(settings)
@@ -75,6 +65,12 @@ class TriageStreams:
         self.shape_due = DueIndex()
         self._indexed = False
         self._shapes_indexed = False
+        # The cap holds per partition, so that it holds whichever partitions a
+        # worker is given.
+        cap, partitions = settings.max_open_correlations, settings.partitions
+        self.open_cap = max(1, -(-cap // partitions))
+        self.open: dict[int, OpenCorrelations] = {}
+        self.early = EarlyCloseLog(self.open_cap, settings.partitions)
 
         self.app = faust.App(
             settings.app_id,
@@ -87,6 +83,8 @@ class TriageStreams:
             web_enabled=settings.web_enabled,
             web_port=settings.web_port,
             consumer_auto_offset_reset="earliest",
+            broker_session_timeout=settings.broker_session_timeout_seconds,
+            broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
             producer_acks=-1,
             # Every line writes the changelog: a 10 ms linger and room for big
             # batches put many records in one produce request instead of one each.
@@ -108,12 +106,17 @@ class TriageStreams:
         self.escalations = self.app.topic(self.names.escalations, **json_out)
         self.dead_letters = self.app.topic(self.names.dead_letters, **json_out)
 
+        # The store encodes and decodes keys by key_type, not by the schema: without
+        # bytes here, a rocksdb store (or a changelog being restored) reads the raw
+        # keys back as JSON and fails on every restart and rebalance.
         table_schema = faust.Schema(key_serializer="raw", value_serializer="orjson")
         self.correlations = self.app.Table(
-            "correlations", partitions=settings.partitions, schema=table_schema
+            "correlations", partitions=settings.partitions, schema=table_schema,
+            key_type=bytes,
         )
         self.windows = self.app.Table(
-            "shape-windows", partitions=settings.partitions, schema=table_schema
+            "shape-windows", partitions=settings.partitions, schema=table_schema,
+            key_type=bytes,
         )
         self._wire()
 
@@ -152,6 +155,11 @@ class TriageStreams:
                 await self.correlate_topic.send(value=_TICK, partition=partition)
                 await self.shapes_topic.send(value=_TICK, partition=partition)
 
+        @app.timer(RATE_LIMIT_SECONDS)
+        async def report() -> None:
+            self.dead.flush()
+            self.early.flush()
+
         @app.on_partitions_assigned.connect
         async def reassigned(app: faust.App, assigned: Any, **_: Any) -> None:
             # Another worker may have changed the state of what comes back: rebuild
@@ -161,6 +169,7 @@ class TriageStreams:
             self.due.forget()
             self.shape_clock.forget()
             self.shape_due.forget()
+            self.open.clear()
 
     # -- ingest --------------------------------------------------------------------
 
@@ -209,8 +218,9 @@ class TriageStreams:
             state = correlation.CorrelationState.from_dict(data)
             due = correlation.next_due(state, now=float("-inf"), cfg=self.cfg)
             self.due.set(partition, _text(key), due)
-            newest = max(t.last_t for t in state.threads)
+            newest = newest_line(state)
             self.clock.seed(partition, newest, wall)
+            self._open_in(partition).hold(_text(key), newest)
         self._indexed = True
         logger.info("indexed %d open correlation(s) after assignment",
                     sum(self.due.size(p) for p in range(self.settings.partitions)))
@@ -240,12 +250,44 @@ class TriageStreams:
         now = self.clock.now(partition, wall)
         key = line.correlation_id.encode()
         stored = self.correlations.get(key)
+        if stored and _holds(stored, ref):
+            # Redelivered after a crash (offsets are committed after the state is
+            # written): counting the line twice would change the verdict.
+            return
         state = correlation.CorrelationState.from_dict(stored) if stored else None
         state, incidents = correlation.ingest(state, line, ref, now=now, cfg=self.cfg)
+        await self._publish(incidents)
         self._store(partition, key, state, now)
         self.due.touch(line.correlation_id, wall)
-        await self._publish(incidents)
+        await self._enforce_cap(partition, now, keep=line.correlation_id)
         await self._advance(partition, now, wall)
+
+    def _open_in(self, partition: int) -> OpenCorrelations:
+        held = self.open.get(partition)
+        if held is None:
+            held = self.open[partition] = OpenCorrelations(self.open_cap)
+        return held
+
+    async def _enforce_cap(self, partition: int, now: float, *, keep: str) -> None:
+        held = self._open_in(partition)
+        closed: list[bytes] = []
+        incidents: list[IncidentEvent] = []
+        while held.over_cap():
+            cid = held.oldest(besides=keep)
+            if cid is None:
+                break
+            held.release(cid)
+            key = cid.encode()
+            stored = self.correlations.get(key)
+            if stored is None:
+                continue
+            state = correlation.CorrelationState.from_dict(stored)
+            incidents.extend(close_early(state, now=now, cfg=self.cfg))
+            closed.append(key)
+            self.early.count(cid, partition)
+        await self._publish(incidents)
+        for key in closed:
+            self._store(partition, key, None, now)
 
     def _store(
         self, partition: int, key: bytes, state: correlation.CorrelationState | None,
@@ -254,41 +296,58 @@ class TriageStreams:
         if state is None:
             self.correlations.pop(key, None)
             self.due.set(partition, key.decode(), None)
+            self._open_in(partition).release(key.decode())
             return
         data = state.to_dict()
         data["partition"] = partition
         self.correlations[key] = data
+        self._open_in(partition).hold(key.decode(), newest_line(state))
         self.due.set(partition, key.decode(),
                      correlation.next_due(state, now=now, cfg=self.cfg))
 
     async def _advance(self, partition: int, now: float, wall: float) -> None:
+        changed: list[tuple[bytes, correlation.CorrelationState | None]] = []
+        incidents: list[IncidentEvent] = []
         for cid in self.due.pop_due(partition, now, wall):
             key = cid.encode()
             stored = self.correlations.get(key)
             if stored is None:
                 continue
             state = correlation.CorrelationState.from_dict(stored)
-            kept, incidents = correlation.advance(state, now=now, cfg=self.cfg)
+            kept, published = correlation.advance(state, now=now, cfg=self.cfg)
+            changed.append((key, kept))
+            incidents.extend(published)
+        await self._publish(incidents)
+        for key, kept in changed:
             self._store(partition, key, kept, now)
-            await self._publish(incidents)
 
     async def _publish(self, incidents: list[IncidentEvent]) -> None:
+        """Send incident versions and wait until Kafka has them.
+
+        Callers store the state that follows from these versions only afterwards: a
+        worker killed in between then publishes them again from the older state,
+        where the other order would leave state that says they were sent.
+        """
+        sent: list[Awaitable[Any]] = []
         for incident in incidents:
             value = incident.model_dump(mode="json")
-            await self.incidents.send(key=incident.incident_id.encode(), value=value)
+            key = incident.incident_id.encode()
+            sent.append(await self.incidents.send(key=key, value=value))
             if (
                 incident.shape is not None
                 and incident.settled
                 and incident.status != "recovered"
             ):
-                await self.shapes_topic.send(
+                sent.append(await self.shapes_topic.send(
                     key=incident.shape.fingerprint.encode(),
                     value=orjson.dumps({"incident": value}),
-                )
+                ))
             logger.debug(
                 "incident %s v%d %s %s/%s", incident.incident_id, incident.version,
                 incident.status, incident.failure_class, incident.category,
             )
+        if sent:
+            await asyncio.gather(*sent)
 
     # -- patterns ------------------------------------------------------------------
 
@@ -323,8 +382,8 @@ class TriageStreams:
         stored = self.windows.get(key)
         window = patterns.ShapeWindow.from_dict(stored) if stored else None
         window, escalations = patterns.observe(window, incident, self.cfg)
-        self._store_window(partition, key, window)
         await self._publish_escalations(escalations)
+        self._store_window(partition, key, window)
         await self._expire_shapes(partition, now)
 
     def _store_window(
@@ -347,24 +406,33 @@ class TriageStreams:
                 continue
             window = patterns.ShapeWindow.from_dict(stored)
             kept, escalations = patterns.expire(window, now=now, cfg=self.cfg)
-            self._store_window(partition, key, kept)
             await self._publish_escalations(escalations)
+            self._store_window(partition, key, kept)
 
     async def _publish_escalations(self, escalations: list[EscalationEvent]) -> None:
+        """Send escalation states and wait until Kafka has them, as ``_publish``."""
+        sent: list[Awaitable[Any]] = []
         for escalation in escalations:
-            await self.escalations.send(
+            sent.append(await self.escalations.send(
                 key=escalation.escalation_id.encode(),
                 value=escalation.model_dump(mode="json"),
-            )
+            ))
             logger.info(
                 "escalation %s %s: %s, %d org(s), owner %s", escalation.escalation_id,
                 escalation.status, escalation.kind, escalation.distinct_orgs,
                 escalation.owner,
             )
+        if sent:
+            await asyncio.gather(*sent)
 
 
 def _text(key: bytes | str) -> str:
     return key.decode() if isinstance(key, bytes) else key
+
+
+def _holds(stored: dict[str, Any], ref: SourceRef) -> bool:
+    """Whether a stored correlation already has the line ``ref`` points at."""
+    return any(ref in thread["refs"] for thread in stored["threads"])
 
 
 def correlation_time(iso: str) -> float:
