@@ -153,7 +153,10 @@ class Pipeline:
     _due: Schedule = field(default_factory=Schedule)
     _shape_due: Schedule = field(default_factory=Schedule)
     _max_t: float = float("-inf")
+    #: Correlations closed early for the cap, and those of them that had no verdict
+    #: yet (one still inside a lineage deadline, say), so ended without an incident.
     closed_early: int = 0
+    closed_unreported: int = 0
     _open: OpenCorrelations = field(init=False)
 
     def __post_init__(self) -> None:
@@ -200,18 +203,21 @@ class Pipeline:
             state = self.states.pop(cid, None)
             if state is None:
                 continue
-            for incident in close_early(state, now=now, cfg=self.cfg):
+            final = close_early(state, now=now, cfg=self.cfg)
+            for incident in final:
                 out.append(incident)
                 out.extend(self._observe(incident))
             self.closed_early += 1
+            self.closed_unreported += not final
             if self.closed_early & (self.closed_early - 1) == 0:
                 # Said at the 1st, 2nd, 4th, 8th... time: a stream over its cap
                 # would otherwise log once per line.
                 logger.warning(
-                    "%d correlation(s) closed early so far: more than %d open "
-                    "(TRIAGE_MAX_OPEN_CORRELATIONS); latest correlation_id %s, newest "
-                    "line at %.3f; its incidents are final and marked closed_early",
-                    self.closed_early, self._open.cap, cid, newest_line(state),
+                    "%d correlation(s) closed early so far (%d of them with no verdict "
+                    "yet, so no incident): more than %d open "
+                    "(TRIAGE_MAX_OPEN_CORRELATIONS); latest correlation_id %s; its "
+                    "incidents are final and marked closed_early",
+                    self.closed_early, self.closed_unreported, self._open.cap, cid,
                 )
         return out
 

@@ -282,9 +282,10 @@ class TriageStreams:
             if stored is None:
                 continue
             state = correlation.CorrelationState.from_dict(stored)
-            incidents.extend(close_early(state, now=now, cfg=self.cfg))
+            final = close_early(state, now=now, cfg=self.cfg)
+            incidents.extend(final)
             closed.append(key)
-            self.early.count(cid, partition)
+            self.early.count(cid, partition, reported=bool(final))
         await self._publish(incidents)
         for key in closed:
             self._store(partition, key, None, now)

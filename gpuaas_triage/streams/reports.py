@@ -64,16 +64,20 @@ class DeadLetterLog(_Report):
 
 
 class EarlyCloseLog(_Report):
-    """Correlations closed early to keep a partition under the open-correlation cap."""
+    """Correlations closed early to keep a partition under the open-correlation cap;
+    those with no verdict yet (say, still inside a lineage deadline) end without an
+    incident, and are counted apart so that the loss shows."""
 
     def __init__(self, cap: int, partitions: int) -> None:
         super().__init__()
         self.cap = cap
         self.partitions = partitions
+        self.unreported = 0
         self._latest: tuple[str, int] | None = None
 
-    def count(self, correlation_id: str, partition: int) -> None:
+    def count(self, correlation_id: str, partition: int, *, reported: bool) -> None:
         self.total += 1
+        self.unreported += not reported
         self._latest = (correlation_id, partition)
         self.flush()
 
@@ -82,9 +86,11 @@ class EarlyCloseLog(_Report):
         if latest is None or not self._due():
             return
         logger.warning(
-            "%d correlation(s) closed early since the last report, %d in all: a "
-            "partition held more than %d open (TRIAGE_MAX_OPEN_CORRELATIONS over %d "
-            "partitions); latest correlation_id %s on partition %d; their incidents "
-            "are final and marked closed_early",
-            self._said(), self.total, self.cap, self.partitions, *latest,
+            "%d correlation(s) closed early since the last report, %d in all (%d of "
+            "them with no verdict yet, so no incident): a partition held more than %d "
+            "open (TRIAGE_MAX_OPEN_CORRELATIONS over %d partitions); latest "
+            "correlation_id %s on partition %d; their incidents are final and marked "
+            "closed_early",
+            self._said(), self.total, self.unreported, self.cap, self.partitions,
+            *latest,
         )
