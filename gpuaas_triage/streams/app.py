@@ -86,9 +86,10 @@ class TriageStreams:
             broker_session_timeout=settings.broker_session_timeout_seconds,
             broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
             producer_acks=-1,
-            # Every line writes the changelog: a 10 ms linger and room for big
-            # batches put many records in one produce request instead of one each.
-            producer_linger=0.01,
+            # No linger: the correlate agent waits for each incident's ack before
+            # it stores the state, so a linger would be paid on every incident.
+            # Records still share a request while the one before is in flight.
+            producer_linger=0.0,
             producer_max_batch_size=256 * 1024,
             autodiscover=False,
             table_cleanup_interval=30.0,
