@@ -224,6 +224,12 @@ class Pipeline:
     def _observe(self, incident: IncidentEvent) -> list[EscalationEvent]:
         if incident.shape is None or not incident.settled:
             return []
+        if patterns.is_tenantless(incident):
+            return [
+                escalation
+                for window in self.windows.values()
+                for escalation in patterns.attach_shared(window, incident, self.cfg)
+            ]
         key = incident.shape.fingerprint
         window, escalations = patterns.observe(
             self.windows.get(key), incident, self.cfg

@@ -340,10 +340,18 @@ class TriageStreams:
                 and incident.settled
                 and incident.status != "recovered"
             ):
-                sent.append(await self.shapes_topic.send(
-                    key=incident.shape.fingerprint.encode(),
-                    value=orjson.dumps({"incident": value}),
-                ))
+                envelope = orjson.dumps({"incident": value})
+                if patterns.is_tenantless(incident):
+                    # Shared-service evidence may belong to an episode of any shape:
+                    # every shape partition gets it.
+                    for partition in range(self.settings.partitions):
+                        sent.append(await self.shapes_topic.send(
+                            value=envelope, partition=partition
+                        ))
+                else:
+                    sent.append(await self.shapes_topic.send(
+                        key=incident.shape.fingerprint.encode(), value=envelope
+                    ))
             logger.debug(
                 "incident %s v%d %s %s/%s", incident.incident_id, incident.version,
                 incident.status, incident.failure_class, incident.category,
@@ -377,6 +385,9 @@ class TriageStreams:
 
         incident = IncidentEvent.model_validate(envelope["incident"])
         assert incident.shape is not None  # noqa: S101  # only shaped ones are sent
+        if patterns.is_tenantless(incident):
+            await self._attach_shared(partition, incident)
+            return
         first = correlation_time(incident.first_seen)
         self.shape_clock.observe(partition, "incidents", first, wall)
         now = self.shape_clock.now(partition, wall)
@@ -387,6 +398,18 @@ class TriageStreams:
         await self._publish_escalations(escalations)
         self._store_window(partition, key, window)
         await self._expire_shapes(partition, now)
+
+    async def _attach_shared(self, partition: int, incident: IncidentEvent) -> None:
+        for fingerprint in self.shape_due.keys(partition):
+            key = fingerprint.encode()
+            stored = self.windows.get(key)
+            if stored is None:
+                continue
+            window = patterns.ShapeWindow.from_dict(stored)
+            escalations = patterns.attach_shared(window, incident, self.cfg)
+            if escalations:
+                await self._publish_escalations(escalations)
+                self._store_window(partition, key, window)
 
     def _store_window(
         self, partition: int, key: bytes, window: patterns.ShapeWindow | None

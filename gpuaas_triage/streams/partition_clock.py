@@ -96,6 +96,10 @@ class DueIndex:
             heapq.heappush(heap, entry)
         return keys
 
+    def keys(self, partition: int) -> list[str]:
+        """The keys scheduled on ``partition``, in no particular order."""
+        return list(self.due.get(partition, {}))
+
     def size(self, partition: int) -> int:
         return len(self.due.get(partition, {}))
 
