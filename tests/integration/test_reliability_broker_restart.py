@@ -43,7 +43,14 @@ _CONNECT_ERRORS = re.compile(rb"Unable connect to node|Unable to update metadata
 def own_broker() -> Iterator[LocalBroker]:
     """A fresh broker of this test's own, stopped and wiped afterwards."""
     broker = LocalBroker(Settings(), port=BROKER_PORT, controller_port=CONTROLLER_PORT)
-    broker.stop()  # left running by an interrupted run
+    if broker.is_running():
+        # Maybe a run that was interrupted, maybe someone else's: not ours to stop.
+        pytest.fail(
+            f"a broker already runs on {broker.bootstrap} ({broker.pid_path}); this "
+            f"test restarts a broker of its own there: stop that one with "
+            f"`TRIAGE_BROKER_PORT={BROKER_PORT} "
+            f"TRIAGE_BROKER_CONTROLLER_PORT={CONTROLLER_PORT} triage broker stop`"
+        )
     shutil.rmtree(broker.data_dir, ignore_errors=True)
     try:
         broker.start(timeout=90)
