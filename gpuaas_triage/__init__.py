@@ -1,4 +1,4 @@
-"""gpuaas-triage: classify app-platform failures from service logs, as the runbook would."""
+"""gpuaas-triage: app-platform failures classified from service logs, runbook-style."""
 
 from __future__ import annotations
 

@@ -29,26 +29,34 @@ class Settings(BaseSettings):
         description="Kafka bootstrap servers, comma separated. Empty: the local "
         "broker that `triage broker start` runs (the embedded default).",
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", description="How clients talk to the brokers."
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        Field(default="PLAINTEXT", description="How clients talk to the brokers.")
     )
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
         default="PLAIN", description="SASL mechanism, with a SASL_* protocol."
     )
     sasl_username: str = Field(default="", description="SASL user; empty: no SASL.")
-    sasl_password: SecretStr = Field(default=SecretStr(""), description="SASL password.")
+    sasl_password: SecretStr = Field(
+        default=SecretStr(""), description="SASL password."
+    )
     ssl_cafile: Path | None = Field(
         default=None, description="CA bundle for SSL/SASL_SSL; empty: system CAs."
     )
-    app_id: str = Field(default="gpuaas-triage", description="Consumer group and prefix.")
+    app_id: str = Field(
+        default="gpuaas-triage", description="Consumer group and prefix."
+    )
     broker_session_timeout_seconds: float = Field(
-        default=45.0, ge=6.0, le=90.0,
+        default=45.0,
+        ge=6.0,
+        le=90.0,
         description="A worker that stops heartbeating (killed, frozen, cut off) leaves "
         "the consumer group after this long, and its partitions move to the others. "
         "Within the broker's group.min/max.session.timeout.ms.",
     )
     broker_heartbeat_interval_seconds: float = Field(
-        default=3.0, gt=0, description="How often a worker heartbeats to the group "
+        default=3.0,
+        gt=0,
+        description="How often a worker heartbeats to the group "
         "coordinator; at most a third of the session timeout.",
     )
     input_topics: str = Field(
@@ -64,17 +72,23 @@ class Settings(BaseSettings):
     incidents_topic: str = Field(default="gpuaas-triage-incidents")
     escalations_topic: str = Field(default="gpuaas-triage-escalations")
     dead_letter_topic: str = Field(default="gpuaas-triage-dead-letters")
-    partitions: int = Field(default=4, ge=1, description="Partitions of the topics it creates.")
+    partitions: int = Field(
+        default=4, ge=1, description="Partitions of the topics it creates."
+    )
     replication_factor: int = Field(default=1, ge=1)
     store: Literal["rocksdb", "memory"] = Field(
         default="rocksdb", description="Table store; rocksdb in production."
     )
-    data_dir: Path = Field(default=Path(".triage/worker"), description="Worker state dir.")
+    data_dir: Path = Field(
+        default=Path(".triage/worker"), description="Worker state dir."
+    )
     web_port: int = Field(default=6066, description="Faust web port (metrics, health).")
     web_enabled: bool = Field(default=False)
     idle_source_seconds: float = Field(
-        default=5.0, ge=0, description="An input partition silent this long (wall "
-        "time) stops holding event time back: its time moves with the wall clock."
+        default=5.0,
+        ge=0,
+        description="An input partition silent this long (wall "
+        "time) stops holding event time back: its time moves with the wall clock.",
     )
     tick_seconds: float = Field(
         default=1.0, gt=0, description="How often idle correlations are re-examined."
@@ -82,20 +96,27 @@ class Settings(BaseSettings):
 
     # Event time -------------------------------------------------------------
     quiet_gap_seconds: float = Field(
-        default=120.0, gt=0, description="A correlation closes after this much event "
-        "time with no new line."
+        default=120.0,
+        gt=0,
+        description="A correlation closes after this much event time with no new line.",
     )
     allowed_lateness_seconds: float = Field(
-        default=10.0, ge=0, description="How far behind the newest line a line may "
-        "arrive and still count before closing decisions."
+        default=10.0,
+        ge=0,
+        description="How far behind the newest line a line may "
+        "arrive and still count before closing decisions.",
     )
     lineage_deadline_seconds: float = Field(
-        default=60.0, gt=0, description="Event time a lifecycle action may take to "
-        "reach the next hop (API -> outbox relay -> runtime worker)."
+        default=60.0,
+        gt=0,
+        description="Event time a lifecycle action may take to "
+        "reach the next hop (API -> outbox relay -> runtime worker).",
     )
     closed_retention_seconds: float = Field(
-        default=3600.0, ge=0, description="How long a closed correlation is kept so a "
-        "late line reopens it as a new version of the same incident."
+        default=3600.0,
+        ge=0,
+        description="How long a closed correlation is kept so a "
+        "late line reopens it as a new version of the same incident.",
     )
 
     # Bounds ------------------------------------------------------------------
@@ -106,13 +127,17 @@ class Settings(BaseSettings):
     # Escalations -------------------------------------------------------------
     escalation_min_orgs: int = Field(default=3, ge=1)
     escalation_min_projects: int = Field(
-        default=3, ge=1, description="Projects of one org on a tenant_dedicated plane "
-        "that make a tenant-wide escalation."
+        default=3,
+        ge=1,
+        description="Projects of one org on a tenant_dedicated plane "
+        "that make a tenant-wide escalation.",
     )
     escalation_window_seconds: float = Field(default=600.0, gt=0)
     escalation_quiet_seconds: float = Field(
-        default=600.0, gt=0, description="An escalation resolves after this much event "
-        "time without a new incident of its shape."
+        default=600.0,
+        gt=0,
+        description="An escalation resolves after this much event "
+        "time without a new incident of its shape.",
     )
     primitive_gap_min_incidents: int = Field(default=2, ge=1)
 

@@ -19,8 +19,11 @@ LineSpec = tuple[float, str, dict[str, Any], bool]
 
 LIFECYCLE = ("create", "deploy", "upgrade", "decommission")
 PERMISSION_VARIANTS = (
-    "missing_project_permission", "action_not_allowlisted", "foreign_project",
-    "token_expired", "service_account_inactive",
+    "missing_project_permission",
+    "action_not_allowlisted",
+    "foreign_project",
+    "token_expired",
+    "service_account_inactive",
 )
 INVALID_VARIANTS = (
     ("request failed: project context required", 400, None),
@@ -29,7 +32,8 @@ INVALID_VARIANTS = (
     ("request failed: instance state does not allow the action", 409, "decommissioned"),
 )
 RELAY_ERRORS = (
-    "broker connection refused", "publish timeout after 5000ms",
+    "broker connection refused",
+    "publish timeout after 5000ms",
     "shared broker quota exceeded",
 )
 BACKEND_ERRORS = (
@@ -89,8 +93,14 @@ class FlowContext:
 
 
 def _line(
-    ctx: FlowContext, at: float, service: str, level: str, msg: str, *,
-    failing: bool = False, **extra: Any,
+    ctx: FlowContext,
+    at: float,
+    service: str,
+    level: str,
+    msg: str,
+    *,
+    failing: bool = False,
+    **extra: Any,
 ) -> LineSpec:
     fields = ctx.fields(service)
     fields.update(level=level, msg=msg, **extra)
@@ -102,13 +112,24 @@ def _accepted(ctx: FlowContext, rng: random.Random) -> list[LineSpec]:
     if rng.random() < 0.5:
         allowed: dict[str, Any] = {"authz_decision": "allow"}
         if ctx.service_account:
-            allowed |= {"allowlisted": True, "service_account_active": True,
-                        "service_account_project_id": ctx.project.project_id}
+            allowed |= {
+                "allowlisted": True,
+                "service_account_active": True,
+                "service_account_project_id": ctx.project.project_id,
+            }
         lines.append(
             _line(ctx, 0.004, API, "debug", "authorization allowed", **allowed)
         )
-    lines.append(_line(ctx, 0.012 + rng.random() * 0.03, API, "info",
-                       "lifecycle action accepted", http_status=202))
+    lines.append(
+        _line(
+            ctx,
+            0.012 + rng.random() * 0.03,
+            API,
+            "info",
+            "lifecycle action accepted",
+            http_status=202,
+        )
+    )
     return lines
 
 
@@ -116,10 +137,23 @@ def _picked_up(ctx: FlowContext, rng: random.Random) -> tuple[list[LineSpec], fl
     relay_at = 0.05 + rng.random() * 0.8
     worker_at = relay_at + 0.1 + rng.random() * 1.5
     return [
-        _line(ctx, relay_at, RELAY, "info", "event published",
-              outbox_status="published", attempt=1),
-        _line(ctx, worker_at, WORKER, "info", "lifecycle action picked up",
-              lifecycle_state="running"),
+        _line(
+            ctx,
+            relay_at,
+            RELAY,
+            "info",
+            "event published",
+            outbox_status="published",
+            attempt=1,
+        ),
+        _line(
+            ctx,
+            worker_at,
+            WORKER,
+            "info",
+            "lifecycle action picked up",
+            lifecycle_state="running",
+        ),
     ], worker_at
 
 
@@ -131,26 +165,65 @@ def healthy(ctx: FlowContext, rng: random.Random) -> list[LineSpec]:
         hops, at = _picked_up(ctx, rng)
         lines += hops
         if len(lines) < 5 and rng.random() < 0.5:
-            lines.append(_line(ctx, at + 0.2, ADAPTER, "info",
-                               "backend request accepted"))
-        lines.append(_line(ctx, at + 3 + rng.random() * 40, WORKER, "info",
-                           f"{ctx.action} finished", lifecycle_state="succeeded"))
+            lines.append(
+                _line(ctx, at + 0.2, ADAPTER, "info", "backend request accepted")
+            )
+        lines.append(
+            _line(
+                ctx,
+                at + 3 + rng.random() * 40,
+                WORKER,
+                "info",
+                f"{ctx.action} finished",
+                lifecycle_state="succeeded",
+            )
+        )
         return lines
     if roll < 0.8:
         ctx.action = "get"
         return [
             _line(ctx, 0.0, API, "info", "request received"),
-            _line(ctx, 0.003, API, "debug", "authorization allowed",
-                  authz_decision="allow"),
-            _line(ctx, 0.02 + rng.random() * 0.05, API, "info", "request completed",
-                  http_status=200),
+            _line(
+                ctx,
+                0.003,
+                API,
+                "debug",
+                "authorization allowed",
+                authz_decision="allow",
+            ),
+            _line(
+                ctx,
+                0.02 + rng.random() * 0.05,
+                API,
+                "info",
+                "request completed",
+                http_status=200,
+            ),
         ]
     route = f"/apps/{ctx.app.instance_id}/"
-    lines = [_line(ctx, 0.0, PROXY, "info", "proxied route served", route=route,
-                   upstream_status=200)]
+    lines = [
+        _line(
+            ctx,
+            0.0,
+            PROXY,
+            "info",
+            "proxied route served",
+            route=route,
+            upstream_status=200,
+        )
+    ]
     for n in range(rng.randint(2, 4)):
-        lines.append(_line(ctx, 0.1 + 0.05 * n, PROXY, "debug", "asset served",
-                           route=f"{route}static/chunk-{n}.js", upstream_status=200))
+        lines.append(
+            _line(
+                ctx,
+                0.1 + 0.05 * n,
+                PROXY,
+                "debug",
+                "asset served",
+                route=f"{route}static/chunk-{n}.js",
+                upstream_status=200,
+            )
+        )
     return lines
 
 
@@ -165,8 +238,10 @@ def permission_denied(
     deny: dict[str, Any] = {"authz_decision": "deny", "authz_reason": reason}
     status = 403
     if ctx.service_account:
-        deny |= {"service_account_project_id": ctx.project.project_id,
-                 "service_account_active": True}
+        deny |= {
+            "service_account_project_id": ctx.project.project_id,
+            "service_account_active": True,
+        }
         if reason == "action_not_allowlisted":
             deny["allowlisted"] = False
         elif reason == "foreign_project":
@@ -179,8 +254,16 @@ def permission_denied(
     lines = [
         _line(ctx, 0.0, API, "info", "request received"),
         _line(ctx, 0.006, API, "warn", "authorization denied", failing=True, **deny),
-        _line(ctx, 0.01, API, "error", "request failed", failing=True,
-              http_status=status, error_code="insufficient_permissions"),
+        _line(
+            ctx,
+            0.01,
+            API,
+            "error",
+            "request failed",
+            failing=True,
+            http_status=status,
+            error_code="insufficient_permissions",
+        ),
     ]
     if rng.random() < 0.3:
         lines.append(_line(ctx, 0.011, API, "info", "audit event recorded"))
@@ -196,8 +279,9 @@ def invalid_request(ctx: FlowContext, rng: random.Random) -> list[LineSpec]:
     return [
         _line(ctx, 0.0, API, "info", "request received"),
         _line(ctx, 0.002, API, "debug", "validating request"),
-        _line(ctx, 0.004 + rng.random() * 0.01, API, "error", msg, failing=True,
-              **extra),
+        _line(
+            ctx, 0.004 + rng.random() * 0.01, API, "error", msg, failing=True, **extra
+        ),
     ]
 
 
@@ -209,12 +293,31 @@ def relay_gave_up(
     lines = _accepted(ctx, rng)[-1:]
     retries = rng.randint(1, 3)
     for attempt in range(1, retries + 1):
-        lines.append(_line(ctx, attempt * 1.5, RELAY, "warn",
-                           "publish failed, retrying", outbox_status="retrying",
-                           attempt=attempt, error=error))
-    lines.append(_line(ctx, (retries + 1) * 1.5 + rng.random(), RELAY, "error",
-                       "publish failed, giving up", failing=True,
-                       outbox_status="failed", attempt=5, error=error))
+        lines.append(
+            _line(
+                ctx,
+                attempt * 1.5,
+                RELAY,
+                "warn",
+                "publish failed, retrying",
+                outbox_status="retrying",
+                attempt=attempt,
+                error=error,
+            )
+        )
+    lines.append(
+        _line(
+            ctx,
+            (retries + 1) * 1.5 + rng.random(),
+            RELAY,
+            "error",
+            "publish failed, giving up",
+            failing=True,
+            outbox_status="failed",
+            attempt=5,
+            error=error,
+        )
+    )
     return lines
 
 
@@ -222,8 +325,17 @@ def lineage_gap(ctx: FlowContext, rng: random.Random) -> list[LineSpec]:
     """Accepted (and maybe published) and then silence: only a deadline tells."""
     lines = _accepted(ctx, rng)
     if len(lines) < 3 or rng.random() < 0.6:
-        lines.append(_line(ctx, 0.05 + rng.random() * 0.5, RELAY, "info",
-                           "event published", outbox_status="published", attempt=1))
+        lines.append(
+            _line(
+                ctx,
+                0.05 + rng.random() * 0.5,
+                RELAY,
+                "info",
+                "event published",
+                outbox_status="published",
+                attempt=1,
+            )
+        )
     return lines
 
 
@@ -232,18 +344,36 @@ def backend_unavailable(
 ) -> list[LineSpec]:
     """The worker picks the action up; the runtime backend does not answer."""
     error = error or rng.choice(BACKEND_ERRORS)
-    error = error.format(a=rng.randint(0, 255), b=rng.randint(0, 255),
-                         c=rng.randint(1, 254))
+    error = error.format(
+        a=rng.randint(0, 255), b=rng.randint(0, 255), c=rng.randint(1, 254)
+    )
     lines = _accepted(ctx, rng)[-1:]
     hops, at = _picked_up(ctx, rng)
     lines += hops
     if rng.random() < 0.4:
-        lines.append(_line(ctx, at + 2, ADAPTER, "warn",
-                           "backend call failed, retrying", error=error))
-    lines.append(_line(ctx, at + 5 + rng.random() * 25, WORKER, "error",
-                       "lifecycle action failed", failing=True,
-                       lifecycle_state="failed", error_code="service_unavailable",
-                       backend_error=error))
+        lines.append(
+            _line(
+                ctx,
+                at + 2,
+                ADAPTER,
+                "warn",
+                "backend call failed, retrying",
+                error=error,
+            )
+        )
+    lines.append(
+        _line(
+            ctx,
+            at + 5 + rng.random() * 25,
+            WORKER,
+            "error",
+            "lifecycle action failed",
+            failing=True,
+            lifecycle_state="failed",
+            error_code="service_unavailable",
+            backend_error=error,
+        )
+    )
     return lines
 
 
@@ -254,27 +384,72 @@ def translation_defect(
     lines = _accepted(ctx, rng)[-1:]
     hops, at = _picked_up(ctx, rng)
     lines += hops
-    lines.append(_line(ctx, at + 0.1 + rng.random() * 0.3, WORKER, "error",
-                       "unhandled exception translating spec", failing=True,
-                       lifecycle_state="failed", error_code="internal_error",
-                       exception=exception or rng.choice(DEFECT_EXCEPTIONS)))
+    lines.append(
+        _line(
+            ctx,
+            at + 0.1 + rng.random() * 0.3,
+            WORKER,
+            "error",
+            "unhandled exception translating spec",
+            failing=True,
+            lifecycle_state="failed",
+            error_code="internal_error",
+            exception=exception or rng.choice(DEFECT_EXCEPTIONS),
+        )
+    )
     return lines
 
 
 def proxied_ui(ctx: FlowContext, rng: random.Random) -> list[LineSpec]:
     """The proxied route answers but the app's UI cannot bootstrap in the browser."""
     route = f"/apps/{ctx.app.instance_id}/"
-    lines = [_line(ctx, 0.0, PROXY, "info", "proxied route served", route=route,
-                   upstream_status=200)]
+    lines = [
+        _line(
+            ctx,
+            0.0,
+            PROXY,
+            "info",
+            "proxied route served",
+            route=route,
+            upstream_status=200,
+        )
+    ]
     if rng.random() < 0.6:
-        lines.append(_line(ctx, 0.3, PROXY, "warn", "upstream asset not found",
-                           failing=True, route="/static/main.js", upstream_status=404))
+        lines.append(
+            _line(
+                ctx,
+                0.3,
+                PROXY,
+                "warn",
+                "upstream asset not found",
+                failing=True,
+                route="/static/main.js",
+                upstream_status=404,
+            )
+        )
     else:
-        lines.append(_line(ctx, 0.2, PROXY, "debug", "websocket upgrade requested",
-                           route=f"{route}api/kernels"))
-    lines.append(_line(ctx, 0.4 + rng.random(), PROXY, "error", "ui bootstrap failed",
-                       failing=True, route=route,
-                       bootstrap_error=rng.choice(BOOTSTRAP_ERRORS)))
+        lines.append(
+            _line(
+                ctx,
+                0.2,
+                PROXY,
+                "debug",
+                "websocket upgrade requested",
+                route=f"{route}api/kernels",
+            )
+        )
+    lines.append(
+        _line(
+            ctx,
+            0.4 + rng.random(),
+            PROXY,
+            "error",
+            "ui bootstrap failed",
+            failing=True,
+            route=route,
+            bootstrap_error=rng.choice(BOOTSTRAP_ERRORS),
+        )
+    )
     return lines
 
 

@@ -18,6 +18,7 @@ from gpuaas_triage.streams.produce import TopicRouter
 
 logger = logging.getLogger(__name__)
 
+
 class Sender:
     """A started producer that sends TrafficLine to its service's topic, keyed by
     correlation_id, as the platform's log shippers would."""
@@ -26,7 +27,9 @@ class Sender:
         self.topics = TopicRouter(settings.input_topic_list).by_service
         self.fallback = settings.input_topic_list[0]
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.effective_bootstrap, acks="all", linger_ms=5,
+            bootstrap_servers=settings.effective_bootstrap,
+            acks="all",
+            linger_ms=5,
             max_batch_size=256 * 1024,
         )
 
@@ -44,8 +47,9 @@ class Sender:
         )
         return future
 
-    async def send_records(self, topic: str,
-                           records: Iterable[tuple[int, bytes, bytes]]) -> None:
+    async def send_records(
+        self, topic: str, records: Iterable[tuple[int, bytes, bytes]]
+    ) -> None:
         """Send (partition, key, value) records to ``topic`` and wait for them."""
         futures = [
             await self.producer.send(topic, value, key=key, partition=partition)
@@ -96,8 +100,10 @@ class KeyWatch:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-            fetch_max_wait_ms=20, max_partition_fetch_bytes=4 * 1024 * 1024,
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await consumer.start()
         try:
@@ -147,18 +153,24 @@ async def baseline(
     produce one record per line, as fast as it goes; timed from the first record
     received to the last acknowledgement."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.effective_bootstrap, enable_auto_commit=False,
+        bootstrap_servers=settings.effective_bootstrap,
+        enable_auto_commit=False,
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.effective_bootstrap, acks="all", linger_ms=5,
+        bootstrap_servers=settings.effective_bootstrap,
+        acks="all",
+        linger_ms=5,
         max_batch_size=256 * 1024,
     )
     await consumer.start()
     await producer.start()
     try:
-        partitions = [tp for topic in settings.input_topic_list
-                      for tp in _partitions(topic, settings.partitions)]
+        partitions = [
+            tp
+            for topic in settings.input_topic_list
+            for tp in _partitions(topic, settings.partitions)
+        ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + within
@@ -175,8 +187,12 @@ async def baseline(
             for records in batch.values():
                 for record in records:
                     obj = orjson.loads(record.value)
-                    value = orjson.dumps({"correlation_id": obj.get("correlation_id"),
-                                          "service": obj.get("service")})
+                    value = orjson.dumps(
+                        {
+                            "correlation_id": obj.get("correlation_id"),
+                            "service": obj.get("service"),
+                        }
+                    )
                     futures.append(
                         await producer.send(out_topic, value, key=record.key)
                     )

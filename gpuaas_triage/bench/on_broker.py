@@ -38,21 +38,24 @@ LATENCY_DRAIN_SECONDS = 15.0
 WORKER_READY_SECONDS = 90.0
 
 
-def bench_settings(settings: Settings, bootstrap: str, prefix: str, store: str,
-                   workdir: Path) -> Settings:
+def bench_settings(
+    settings: Settings, bootstrap: str, prefix: str, store: str, workdir: Path
+) -> Settings:
     """A run's own app id, topics and state dir; keyed input, so no repartition."""
     inputs = ",".join(f"{prefix}-{name}" for name in DEFAULT_INPUT_TOPICS.split(","))
-    return settings.model_copy(update={
-        "bootstrap_servers": bootstrap,
-        "app_id": prefix,
-        "input_topics": inputs,
-        "input_keyed_by_correlation_id": True,
-        "incidents_topic": f"{prefix}-incidents",
-        "escalations_topic": f"{prefix}-escalations",
-        "dead_letter_topic": f"{prefix}-dead-letters",
-        "store": store,
-        "data_dir": workdir / prefix,
-    })
+    return settings.model_copy(
+        update={
+            "bootstrap_servers": bootstrap,
+            "app_id": prefix,
+            "input_topics": inputs,
+            "input_keyed_by_correlation_id": True,
+            "incidents_topic": f"{prefix}-incidents",
+            "escalations_topic": f"{prefix}-escalations",
+            "dead_letter_topic": f"{prefix}-dead-letters",
+            "store": store,
+            "data_dir": workdir / prefix,
+        }
+    )
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -83,14 +86,22 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
         await admin.close()
 
 
-async def _wait_keys(watch: KeyWatch, keys: list[str], worker: WorkerProcess,
-                     deadline: float, what: str, *, every: bool = True) -> float:
+async def _wait_keys(
+    watch: KeyWatch,
+    keys: list[str],
+    worker: WorkerProcess,
+    deadline: float,
+    what: str,
+    *,
+    every: bool = True,
+) -> float:
     """Poll until every key (or, with ``every`` false, any key) is on the watched
     topic; the time the last (or the first) of them came."""
     while not (watch.seen_all(keys) if every else watch.seen_any(keys)):
         if not worker.alive():
-            raise BenchError(f"the worker exited waiting for {what}:\n"
-                             f"{worker.log_tail()}")
+            raise BenchError(
+                f"the worker exited waiting for {what}:\n{worker.log_tail()}"
+            )
         if time.monotonic() > deadline:
             count = sum(1 for k in keys if k in watch.first_seen)
             raise BenchError(
@@ -123,8 +134,13 @@ class Throughput:
         return self.baseline_lines / self.baseline_seconds
 
 
-async def throughput(settings: Settings, load: list[TrafficLine], workdir: Path,
-                     within: float, profile: Path | None) -> Throughput:
+async def throughput(
+    settings: Settings,
+    load: list[TrafficLine],
+    workdir: Path,
+    within: float,
+    profile: Path | None,
+) -> Throughput:
     """Pre-load, run the bare loop over the load, then time the worker over it.
 
     The worker's time runs from its first head sentinel's incident to the
@@ -144,33 +160,51 @@ async def throughput(settings: Settings, load: list[TrafficLine], workdir: Path,
         started = time.perf_counter()
         await sender.send_all(everything)
         preload_seconds = time.perf_counter() - started
-        logger.info("pre-loaded %d lines in %.1fs; bare loop next", len(everything),
-                    preload_seconds)
+        logger.info(
+            "pre-loaded %d lines in %.1fs; bare loop next",
+            len(everything),
+            preload_seconds,
+        )
         base = await baseline(settings, len(everything), out_topic, within)
-        logger.info("bare loop: %d lines in %.2fs; worker next", base.lines,
-                    base.seconds)
+        logger.info(
+            "bare loop: %d lines in %.2fs; worker next", base.lines, base.seconds
+        )
 
         incidents = KeyWatch(bootstrap, settings.incidents_topic, settings.partitions)
-        escalations = KeyWatch(bootstrap, settings.escalations_topic,
-                               settings.partitions)
+        escalations = KeyWatch(
+            bootstrap, settings.escalations_topic, settings.partitions
+        )
         watching = [asyncio.create_task(w.run()) for w in (incidents, escalations)]
         worker = WorkerProcess(settings, workdir / f"{settings.app_id}.log", profile)
         deadline = time.monotonic() + within
         try:
             head_ids = [s.incident_id for s in head if s.incident_id]
-            began = await _wait_keys(incidents, head_ids, worker, deadline,
-                                     "the first head sentinel's incident", every=False)
+            began = await _wait_keys(
+                incidents,
+                head_ids,
+                worker,
+                deadline,
+                "the first head sentinel's incident",
+                every=False,
+            )
             cpu_at_start = worker.cpu_seconds()
 
             tail_ids = [s.incident_id for s in tail if s.incident_id]
-            input_read = await _wait_keys(incidents, tail_ids, worker, deadline,
-                                          "the tail sentinels' incidents")
+            input_read = await _wait_keys(
+                incidents, tail_ids, worker, deadline, "the tail sentinels' incidents"
+            )
             with in_memory.quiet_core():
                 records, escalation_ids = shape_sentinels(settings, "end", end_ts)
-            await sender.send_records(TopicNames.from_settings(settings).shapes,
-                                      records)
-            done = await _wait_keys(escalations, escalation_ids, worker, deadline,
-                                    "the shape sentinels' escalations")
+            await sender.send_records(
+                TopicNames.from_settings(settings).shapes, records
+            )
+            done = await _wait_keys(
+                escalations,
+                escalation_ids,
+                worker,
+                deadline,
+                "the shape sentinels' escalations",
+            )
             cpu_at_end = worker.cpu_seconds()
             peak_rss = worker.peak_rss_bytes()
         finally:
@@ -180,16 +214,25 @@ async def throughput(settings: Settings, load: list[TrafficLine], workdir: Path,
     if cpu_at_start is not None and cpu_at_end is not None:
         cpu = cpu_at_end - cpu_at_start
     return Throughput(
-        lines=len(everything), seconds=done - began,
-        input_read_seconds=input_read - began, cpu_seconds=cpu,
-        baseline_lines=base.lines, baseline_seconds=base.seconds,
-        preload_seconds=preload_seconds, incident_records=incidents.records,
+        lines=len(everything),
+        seconds=done - began,
+        input_read_seconds=input_read - began,
+        cpu_seconds=cpu,
+        baseline_lines=base.lines,
+        baseline_seconds=base.seconds,
+        preload_seconds=preload_seconds,
+        incident_records=incidents.records,
         peak_rss_bytes=peak_rss,
     )
 
 
-async def latency(settings: Settings, generator: TrafficGenerator, rate: float,
-                  seconds: float, workdir: Path) -> dict[str, Any]:
+async def latency(
+    settings: Settings,
+    generator: TrafficGenerator,
+    rate: float,
+    seconds: float,
+    workdir: Path,
+) -> dict[str, Any]:
     """From handing a failing line to the producer to reading the first version of
     its incident, for every line that opens one, at ``rate`` lines a second."""
     await ensure_topics(settings)
@@ -203,9 +246,13 @@ async def latency(settings: Settings, generator: TrafficGenerator, rate: float,
         worker = WorkerProcess(settings, workdir / f"{settings.app_id}.log")
         try:
             await sender.send_all(ready)
-            await _wait_keys(incidents, [s.incident_id for s in ready if s.incident_id],
-                             worker, time.monotonic() + WORKER_READY_SECONDS,
-                             "a fresh worker's first incident")
+            await _wait_keys(
+                incidents,
+                [s.incident_id for s in ready if s.incident_id],
+                worker,
+                time.monotonic() + WORKER_READY_SECONDS,
+                "a fresh worker's first incident",
+            )
             logger.info("paced run: %d lines at %.0f lines/s", len(lines), rate)
             sent_at = await paced(sender, lines, rate)
             deadline = time.monotonic() + LATENCY_DRAIN_SECONDS
@@ -219,7 +266,8 @@ async def latency(settings: Settings, generator: TrafficGenerator, rate: float,
             await _stop(worker, watching, incidents)
 
     samples = sorted(
-        (incidents.first_seen[i] - t) * 1000 for i, t in sent_at.items()
+        (incidents.first_seen[i] - t) * 1000
+        for i, t in sent_at.items()
         if i in incidents.first_seen
     )
     if not samples:
@@ -237,12 +285,12 @@ async def latency(settings: Settings, generator: TrafficGenerator, rate: float,
     }
 
 
-async def _stop(worker: WorkerProcess, watching: list[asyncio.Task[None]],
-                *watches: KeyWatch) -> None:
+async def _stop(
+    worker: WorkerProcess, watching: list[asyncio.Task[None]], *watches: KeyWatch
+) -> None:
     code = await asyncio.to_thread(worker.stop)
     for watch in watches:
         watch.stop()
     await asyncio.gather(*watching)
     if code != 0:
-        logger.warning("worker exited with %d; log tail:\n%s", code,
-                       worker.log_tail())
+        logger.warning("worker exited with %d; log tail:\n%s", code, worker.log_tail())

@@ -48,32 +48,56 @@ class Plan:
     seed: int = 7
 
 
-QUICK = Plan(lines=4_000, latency_seconds=5.0, replay_lines=6_000, state_lines=3_000,
-             catch_up_timeout=45.0)
-FULL = Plan(lines=100_000, latency_seconds=60.0, replay_lines=60_000,
-            state_lines=20_000, catch_up_timeout=420.0)
+QUICK = Plan(
+    lines=4_000,
+    latency_seconds=5.0,
+    replay_lines=6_000,
+    state_lines=3_000,
+    catch_up_timeout=45.0,
+)
+FULL = Plan(
+    lines=100_000,
+    latency_seconds=60.0,
+    replay_lines=60_000,
+    state_lines=20_000,
+    catch_up_timeout=420.0,
+)
 
 
-async def _on_broker(settings: Settings, bootstrap: str, tag: str, store: Store,
-                     plan: Plan, workdir: Path,
-                     profile_dir: Path | None) -> dict[str, Any]:
+async def _on_broker(
+    settings: Settings,
+    bootstrap: str,
+    tag: str,
+    store: Store,
+    plan: Plan,
+    workdir: Path,
+    profile_dir: Path | None,
+) -> dict[str, Any]:
     prefix = f"bench-{tag}"
     try:
-        first = on_broker.bench_settings(settings, bootstrap, f"{prefix}-t", store,
-                                         workdir)
+        first = on_broker.bench_settings(
+            settings, bootstrap, f"{prefix}-t", store, workdir
+        )
         generator = TrafficGenerator(seed=plan.seed)
         profile = profile_dir / "worker.prof" if profile_dir else None
         load = generator.take(plan.lines)
-        run = await on_broker.throughput(first, load, workdir, plan.catch_up_timeout,
-                                         profile)
-        logger.info("worker: %d lines in %.2fs (input read after %.2fs); latency run "
-                    "next", run.lines, run.seconds, run.input_read_seconds)
+        run = await on_broker.throughput(
+            first, load, workdir, plan.catch_up_timeout, profile
+        )
+        logger.info(
+            "worker: %d lines in %.2fs (input read after %.2fs); latency run next",
+            run.lines,
+            run.seconds,
+            run.input_read_seconds,
+        )
 
-        second = on_broker.bench_settings(settings, bootstrap, f"{prefix}-l", store,
-                                          workdir)
+        second = on_broker.bench_settings(
+            settings, bootstrap, f"{prefix}-l", store, workdir
+        )
         paced = TrafficGenerator(seed=plan.seed + 3)
-        latency = await on_broker.latency(second, paced, run.lines_per_s / 2,
-                                          plan.latency_seconds, workdir)
+        latency = await on_broker.latency(
+            second, paced, run.lines_per_s / 2, plan.latency_seconds, workdir
+        )
     finally:
         await on_broker.delete_topics(bootstrap, prefix)
 
@@ -83,7 +107,8 @@ async def _on_broker(settings: Settings, bootstrap: str, tag: str, store: Store,
         "worker_seconds": round(run.seconds, 3),
         "worker_input_read_seconds": round(run.input_read_seconds, 3),
         "worker_lines_per_s": round(run.lines_per_s, 1),
-        "worker_cpu_seconds": None if run.cpu_seconds is None
+        "worker_cpu_seconds": None
+        if run.cpu_seconds is None
         else round(run.cpu_seconds, 2),
         "baseline_seconds": round(run.baseline_seconds, 3),
         "baseline_lines_per_s": round(run.baseline_lines_per_s, 1),
@@ -96,22 +121,26 @@ async def _on_broker(settings: Settings, bootstrap: str, tag: str, store: Store,
     }
 
 
-def off_broker(settings: Settings, plan: Plan, workdir: Path,
-               profile_dir: Path | None) -> dict[str, Any]:
+def off_broker(
+    settings: Settings, plan: Plan, workdir: Path, profile_dir: Path | None
+) -> dict[str, Any]:
     """Replay speed and state size, from traffic of other seeds."""
     with in_memory.quiet_core():
         generator = TrafficGenerator(seed=plan.seed + 1)
         path = workdir / "traffic.jsonl"
-        path.write_bytes(b"".join(line.raw + b"\n" for line in
-                                  generator.take(plan.replay_lines)))
+        path.write_bytes(
+            b"".join(line.raw + b"\n" for line in generator.take(plan.replay_lines))
+        )
         if profile_dir is not None:
             profiler = cProfile.Profile()
             profiler.runcall(in_memory.replay_speed, path, settings)
             profiler.dump_stats(profile_dir / "replay.prof")
         speed = in_memory.replay_speed(path, settings)
 
-        state_lines = [line.raw for line in TrafficGenerator(seed=plan.seed + 2)
-                       .take(plan.state_lines)]
+        state_lines = [
+            line.raw
+            for line in TrafficGenerator(seed=plan.seed + 2).take(plan.state_lines)
+        ]
         size = in_memory.state_size(state_lines, settings)
     return {
         "replay_lines": speed.lines,
@@ -124,13 +153,23 @@ def off_broker(settings: Settings, plan: Plan, workdir: Path,
     }
 
 
-def run(settings: Settings, *, quick: bool, as_json: bool, store: Store = "memory",
-        lines: int | None = None, profile_dir: str | None = None) -> int:
+def run(
+    settings: Settings,
+    *,
+    quick: bool,
+    as_json: bool,
+    store: Store = "memory",
+    lines: int | None = None,
+    profile_dir: str | None = None,
+) -> int:
     plan = QUICK if quick else FULL
     if lines is not None:
         # Give a bigger load the time it needs at a few hundred lines a second.
-        plan = replace(plan, lines=max(lines, 100),
-                       catch_up_timeout=max(plan.catch_up_timeout, lines / 100))
+        plan = replace(
+            plan,
+            lines=max(lines, 100),
+            catch_up_timeout=max(plan.catch_up_timeout, lines / 100),
+        )
     bootstrap = ensure_broker(settings)
     tag = uuid.uuid4().hex[:8]
     profile = Path(profile_dir) if profile_dir else None
@@ -139,8 +178,13 @@ def run(settings: Settings, *, quick: bool, as_json: bool, store: Store = "memor
 
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    logger.info("bench %s (%s) on %s, store %s", tag, "quick" if quick else "full",
-                bootstrap, store)
+    logger.info(
+        "bench %s (%s) on %s, store %s",
+        tag,
+        "quick" if quick else "full",
+        bootstrap,
+        store,
+    )
     with tempfile.TemporaryDirectory(prefix="triage-bench-") as tmp:
         workdir = Path(tmp)
         try:
@@ -176,17 +220,26 @@ def _print(result: dict[str, Any], as_json: bool) -> None:
         return
     lat = result["latency_ms"]
     rows = [
-        ("worker lines/s", f"{result['worker_lines_per_s']:,.0f} "
-         f"({result['lines']:,} lines in {result['worker_seconds']:.1f}s, "
-         f"store {result['store']})"),
+        (
+            "worker lines/s",
+            f"{result['worker_lines_per_s']:,.0f} "
+            f"({result['lines']:,} lines in {result['worker_seconds']:.1f}s, "
+            f"store {result['store']})",
+        ),
         ("bare loop lines/s", f"{result['baseline_lines_per_s']:,.0f}"),
         ("ratio", f"{result['ratio']:.3f}"),
-        ("latency ms", f"p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']} "
-         f"({lat['samples']} incidents at {lat['rate_lines_per_s']:,.0f} lines/s)"),
+        (
+            "latency ms",
+            f"p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']} "
+            f"({lat['samples']} incidents at {lat['rate_lines_per_s']:,.0f} lines/s)",
+        ),
         ("peak RSS", f"{(result['peak_rss_bytes'] or 0) / 2**20:,.0f} MiB"),
         ("bytes/open corr.", f"{result['bytes_per_open_correlation']:,}"),
-        ("replay lines/s", f"{result['replay_lines_per_s']:,.0f} "
-         f"(orjson parse {result['parse_lines_per_s']:,.0f})"),
+        (
+            "replay lines/s",
+            f"{result['replay_lines_per_s']:,.0f} "
+            f"(orjson parse {result['parse_lines_per_s']:,.0f})",
+        ),
         ("replay ratio", f"{result['replay_ratio']:.4f}"),
     ]
     for name, value in rows:

@@ -52,10 +52,15 @@ def line_sentinels(settings: Settings, label: str, ts: str) -> list[TrafficLine]
         for partition in range(settings.partitions):
             cid = _key_for(f"bench-{label}-{service}", partition, settings.partitions)
             record = {
-                "ts": ts, "service": service, "level": "error",
-                "msg": "bench sentinel", "correlation_id": cid,
-                "org_id": SENTINEL_ORG, "project_id": SENTINEL_PROJECT,
-                "error_code": "internal_error", "bootstrap_error": "bench_sentinel",
+                "ts": ts,
+                "service": service,
+                "level": "error",
+                "msg": "bench sentinel",
+                "correlation_id": cid,
+                "org_id": SENTINEL_ORG,
+                "project_id": SENTINEL_PROJECT,
+                "error_code": "internal_error",
+                "bootstrap_error": "bench_sentinel",
             }
             incident_id = incident_id_for(cid, SENTINEL_ORG, SENTINEL_PROJECT)
             out.append(TrafficLine(service, cid, orjson.dumps(record), incident_id))
@@ -75,7 +80,9 @@ def shape_sentinels(
     for partition in range(settings.partitions):
         for org in range(cfg.escalation_min_orgs):
             line = {
-                "ts": ts, "service": "gpuaas-app-proxy", "level": "error",
+                "ts": ts,
+                "service": "gpuaas-app-proxy",
+                "level": "error",
                 "msg": "bench sentinel",
                 "correlation_id": f"bench-{label}-{partition}-{org}",
                 "org_id": f"org-bench-{label}-{org}",
@@ -95,8 +102,9 @@ def shape_sentinels(
             if fingerprint not in fingerprints:
                 fingerprints.append(fingerprint)
             value = orjson.dumps({"incident": out.model_dump(mode="json")})
-            records.append((fingerprints.index(fingerprint), fingerprint.encode(),
-                            value))
+            records.append(
+                (fingerprints.index(fingerprint), fingerprint.encode(), value)
+            )
         elif isinstance(out, EscalationEvent) and out.status == "opened":
             escalation_ids.append(out.escalation_id)
     if len(escalation_ids) != settings.partitions:

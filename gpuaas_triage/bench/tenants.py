@@ -19,10 +19,32 @@ APP_CATALOGUE = (
 )
 ENVIRONMENTS = ("dev", "test", "stage", "prod", "research", "ml")
 ORG_WORDS = (
-    "acme", "borealis", "cobalt", "delta", "ember", "fjord", "granite", "helix",
-    "indigo", "juniper", "kestrel", "lumen", "meridian", "nimbus", "onyx", "polaris",
-    "quartz", "raven", "sierra", "tundra", "umbra", "vertex", "willow", "xenon",
-    "yarrow", "zephyr",
+    "acme",
+    "borealis",
+    "cobalt",
+    "delta",
+    "ember",
+    "fjord",
+    "granite",
+    "helix",
+    "indigo",
+    "juniper",
+    "kestrel",
+    "lumen",
+    "meridian",
+    "nimbus",
+    "onyx",
+    "polaris",
+    "quartz",
+    "raven",
+    "sierra",
+    "tundra",
+    "umbra",
+    "vertex",
+    "willow",
+    "xenon",
+    "yarrow",
+    "zephyr",
 )
 
 

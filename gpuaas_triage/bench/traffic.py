@@ -51,8 +51,9 @@ class TrafficMix:
     orgs: int = 400
 
     def weights(self) -> dict[str, float]:
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name in flows.FLOWS}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name in flows.FLOWS
+        }
 
 
 class TrafficLine(NamedTuple):
@@ -75,15 +76,34 @@ class _Burst:
 
 
 _BURSTS = (
-    _Burst("backend_unavailable",
-           "no endpoints available for service gpu-scheduler-{c}", "deploy",
-           "kubernetes", "tenant_dedicated"),
-    _Burst("relay_gave_up", "shared broker quota exceeded", "deploy", "kubernetes",
-           "platform_managed"),
-    _Burst("translation_defect", "KeyError: 'gpu_count'", "upgrade", "kubernetes",
-           "tenant_dedicated"),
-    _Burst("permission_denied", "action_not_allowlisted", "deploy", "kubernetes",
-           "tenant_dedicated"),
+    _Burst(
+        "backend_unavailable",
+        "no endpoints available for service gpu-scheduler-{c}",
+        "deploy",
+        "kubernetes",
+        "tenant_dedicated",
+    ),
+    _Burst(
+        "relay_gave_up",
+        "shared broker quota exceeded",
+        "deploy",
+        "kubernetes",
+        "platform_managed",
+    ),
+    _Burst(
+        "translation_defect",
+        "KeyError: 'gpu_count'",
+        "upgrade",
+        "kubernetes",
+        "tenant_dedicated",
+    ),
+    _Burst(
+        "permission_denied",
+        "action_not_allowlisted",
+        "deploy",
+        "kubernetes",
+        "tenant_dedicated",
+    ),
 )
 
 
@@ -102,8 +122,9 @@ def _iso(t: float) -> str:
 class TrafficGenerator:
     """An endless, reproducible stream of TrafficLine in arrival order."""
 
-    def __init__(self, seed: int = 7, mix: TrafficMix | None = None,
-                 start: float = START) -> None:
+    def __init__(
+        self, seed: int = 7, mix: TrafficMix | None = None, start: float = START
+    ) -> None:
         self.mix = mix or TrafficMix()
         self.rng = random.Random(seed)
         self.projects = build_projects(self.rng, self.mix.orgs)
@@ -125,8 +146,11 @@ class TrafficGenerator:
 
     def __next__(self) -> TrafficLine:
         while True:
-            horizon = min(self._next_request, self._next_burst,
-                          self._scheduled[0][0] if self._scheduled else float("inf"))
+            horizon = min(
+                self._next_request,
+                self._next_burst,
+                self._scheduled[0][0] if self._scheduled else float("inf"),
+            )
             if self._pending and self._pending[0][0] <= horizon:
                 return self._emit(heapq.heappop(self._pending))
             self._start_next(horizon)
@@ -163,8 +187,9 @@ class TrafficGenerator:
         for project in chosen:
             self._seq += 1
             when = at + rng.random() * self.mix.burst_span_seconds
-            heapq.heappush(self._scheduled,
-                           (when, self._seq, burst.kind, burst, project))
+            heapq.heappush(
+                self._scheduled, (when, self._seq, burst.kind, burst, project)
+            )
         self.bursts += 1
 
     def _start_flow(
@@ -184,7 +209,8 @@ class TrafficGenerator:
             action=burst.action if burst else rng.choice(flows.LIFECYCLE),
             event_id=f"evt-{rng.getrandbits(48):012x}",
             service_account=service_account,
-            actor_id=project.service_account_id if service_account
+            actor_id=project.service_account_id
+            if service_account
             else rng.choice(project.users),
         )
         specs = self._build(kind, ctx, burst)
@@ -200,8 +226,14 @@ class TrafficGenerator:
                 delay += 1 + rng.random() * 4
             self._seq += 1
             heapq.heappush(
-                self._pending, (at + spec[0] + delay, self._seq,
-                                (at + spec[0], *spec[1:]), opened, incident_id)
+                self._pending,
+                (
+                    at + spec[0] + delay,
+                    self._seq,
+                    (at + spec[0], *spec[1:]),
+                    opened,
+                    incident_id,
+                ),
             )
 
     def _build(
@@ -225,6 +257,8 @@ class TrafficGenerator:
         if trigger:
             opened[0] = True
         return TrafficLine(
-            service, line_fields["correlation_id"], orjson.dumps(record),
+            service,
+            line_fields["correlation_id"],
+            orjson.dumps(record),
             incident_id if trigger else None,
         )

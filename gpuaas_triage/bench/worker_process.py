@@ -17,8 +17,9 @@ logger = logging.getLogger(__name__)
 class WorkerProcess:
     """One worker of the bench's own consumer group, its output in a log file."""
 
-    def __init__(self, settings: Settings, log_path: Path,
-                 profile_path: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, profile_path: Path | None = None
+    ) -> None:
         self.settings = settings
         self.log_path = log_path
         command = [sys.executable]
@@ -27,11 +28,18 @@ class WorkerProcess:
         command += ["-m", "gpuaas_triage.streams.cli", "worker"]
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, env={**os.environ, **settings_env(settings)}, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                command,
+                env={**os.environ, **settings_env(settings)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        logger.info("started worker pid %d (store %s); log %s", self.process.pid,
-                    settings.store, log_path)
+        logger.info(
+            "started worker pid %d (store %s); log %s",
+            self.process.pid,
+            settings.store,
+            log_path,
+        )
 
     @property
     def pid(self) -> int:
@@ -68,8 +76,9 @@ class WorkerProcess:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            logger.warning("worker pid %d ignored SIGTERM for %.0fs; killing it",
-                           self.pid, timeout)
+            logger.warning(
+                "worker pid %d ignored SIGTERM for %.0fs; killing it", self.pid, timeout
+            )
             os.killpg(self.pid, signal.SIGKILL)
             return self.process.wait(timeout=30)
 

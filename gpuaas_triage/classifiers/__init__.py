@@ -1,1 +1,1 @@
-"""The pure core: correlation state, checks, verdicts, escalations. No Kafka, no clock."""
+"""The pure core: correlations, checks, verdicts, escalations; no Kafka or clock."""

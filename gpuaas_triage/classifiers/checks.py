@@ -18,8 +18,18 @@ from gpuaas_triage.classifiers.vocabulary import (
 from gpuaas_triage.schemas.log_line import LogLine
 
 #: App slugs and backends of scheduler- and operator-style reference apps.
-SCHEDULER_HINTS = ("slurm", "operator", "scheduler", "ray", "kubeflow", "volcano",
-                   "lsf", "pbs", "airflow", "argo")
+SCHEDULER_HINTS = (
+    "slurm",
+    "operator",
+    "scheduler",
+    "ray",
+    "kubeflow",
+    "volcano",
+    "lsf",
+    "pbs",
+    "airflow",
+    "argo",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +59,8 @@ def instance_project_mismatch(lines: Sequence[LogLine]) -> Finding:
         owner = line.instance_project_id
         if owner is not None and project is not None and owner != project:
             return Finding(
-                "instance_project_mismatch", "failed",
+                "instance_project_mismatch",
+                "failed",
                 f"instance {line.app_instance_id or '?'} belongs to {owner}, "
                 f"request names {project}",
             )
@@ -65,26 +76,33 @@ def service_account_foreign_project(lines: Sequence[LogLine]) -> Finding:
         home = line.service_account_project_id
         if home is not None and project is not None and home != project:
             return Finding(
-                "service_account_foreign_project", "failed",
+                "service_account_foreign_project",
+                "failed",
                 f"service account {line.operator_service_account_id or '?'} belongs "
                 f"to {home}, not {project}",
             )
     if "foreign_project" in _reasons(lines) or "cross_project" in _reasons(lines):
         return Finding(
-            "service_account_foreign_project", "failed",
+            "service_account_foreign_project",
+            "failed",
             "authorization names a foreign project",
         )
     home = _first(lines, "service_account_project_id")
     if home is None:
         return Finding(
-            "service_account_foreign_project", "unknown", "service account project absent"
+            "service_account_foreign_project",
+            "unknown",
+            "service account project absent",
         )
     return Finding("service_account_foreign_project", "passed", f"belongs to {home}")
 
 
 def service_account_inactive(lines: Sequence[LogLine]) -> Finding:
-    states = [ln.service_account_active for ln in lines if ln.service_account_active
-              is not None]
+    states = [
+        ln.service_account_active
+        for ln in lines
+        if ln.service_account_active is not None
+    ]
     reasons = _reasons(lines)
     if False in states or "inactive" in reasons or "disabled" in reasons:
         return Finding("service_account_inactive", "failed", "service account inactive")
@@ -99,7 +117,8 @@ def service_account_token_expired(lines: Sequence[LogLine]) -> Finding:
         if expires is not None and expires <= line.ts:
             late = line.ts - expires
             return Finding(
-                "service_account_token_expired", "failed",
+                "service_account_token_expired",
+                "failed",
                 f"token expired at {expires.isoformat()}, used {late} later",
             )
     if "expired" in _reasons(lines):
@@ -116,7 +135,8 @@ def action_not_allowlisted(lines: Sequence[LogLine]) -> Finding:
     marks = [ln.allowlisted for ln in lines if ln.allowlisted is not None]
     if False in marks or "not_allowlisted" in _reasons(lines):
         return Finding(
-            "action_not_allowlisted", "failed",
+            "action_not_allowlisted",
+            "failed",
             f"{action} is not on the service account's same-project allowlist",
         )
     if marks:
@@ -135,17 +155,25 @@ def runtime_metadata_incoherent(lines: Sequence[LogLine]) -> Finding:
     modes = {mode for mode, _ in pairs if mode is not None}
     if len(modes) > 1:
         return Finding(
-            "runtime_metadata_incoherent", "failed",
+            "runtime_metadata_incoherent",
+            "failed",
             f"lines disagree on operating_mode: {sorted(modes)}",
         )
     for mode, scope in sorted(pairs, key=str):
         if mode is not None and mode not in COHERENT_SCOPES:
             return Finding(
-                "runtime_metadata_incoherent", "failed", f"unknown operating_mode {mode}"
+                "runtime_metadata_incoherent",
+                "failed",
+                f"unknown operating_mode {mode}",
             )
-        if mode is not None and scope is not None and scope not in COHERENT_SCOPES[mode]:
+        if (
+            mode is not None
+            and scope is not None
+            and scope not in COHERENT_SCOPES[mode]
+        ):
             return Finding(
-                "runtime_metadata_incoherent", "failed",
+                "runtime_metadata_incoherent",
+                "failed",
                 f"{mode} does not run with control_plane_scope={scope}",
             )
     return Finding("runtime_metadata_incoherent", "passed", f"{sorted(pairs, key=str)}")
@@ -171,11 +199,14 @@ def scheduler_via_core_handler(lines: Sequence[LogLine]) -> Finding:
     core = [h for h in handlers if _core_handler(h)]
     if core:
         return Finding(
-            "scheduler_via_core_handler", "failed",
+            "scheduler_via_core_handler",
+            "failed",
             f"scheduler app served by core handler {core[0]}",
         )
     if handlers:
-        return Finding("scheduler_via_core_handler", "passed", f"served by {handlers[0]}")
+        return Finding(
+            "scheduler_via_core_handler", "passed", f"served by {handlers[0]}"
+        )
     return Finding("scheduler_via_core_handler", "unknown", "handler not logged")
 
 
@@ -187,7 +218,8 @@ def tenant_boundary_not_explicit(lines: Sequence[LogLine]) -> Finding:
     ]
     if bare:
         return Finding(
-            "tenant_boundary_not_explicit", "failed",
+            "tenant_boundary_not_explicit",
+            "failed",
             f"{len(bare)} line(s) lack org_id or project_id, first {bare[0]}",
         )
     return Finding(

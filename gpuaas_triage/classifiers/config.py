@@ -16,7 +16,9 @@ class CoreConfig:
     lineage_deadline: float = 60.0
     closed_retention: float = 3600.0
     max_lines_per_correlation: int = 200
-    trace_url_template: str = "https://grafana.example.internal/explore?traceId={trace_id}"
+    trace_url_template: str = (
+        "https://grafana.example.internal/explore?traceId={trace_id}"
+    )
     escalation_min_orgs: int = 3
     escalation_min_projects: int = 3
     escalation_window: float = 600.0

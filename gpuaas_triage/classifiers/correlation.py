@@ -104,8 +104,9 @@ class CorrelationState:
                     "incident_id": t.incident_id,
                     "org_id": t.org_id,
                     "project_id": t.project_id,
-                    "lines": [ln.model_dump(mode="json", exclude_none=True)
-                              for ln in t.lines],
+                    "lines": [
+                        ln.model_dump(mode="json", exclude_none=True) for ln in t.lines
+                    ],
                     "refs": t.refs,
                     "dropped": t.dropped,
                     "version": t.version,
@@ -150,7 +151,9 @@ def _unfinite(value: float | None) -> float:
     return float("-inf") if value is None else value
 
 
-def incident_id_for(correlation_id: str, org_id: str | None, project_id: str | None) -> str:
+def incident_id_for(
+    correlation_id: str, org_id: str | None, project_id: str | None
+) -> str:
     """Stable across replays and restarts, so consumers can deduplicate."""
     key = f"{correlation_id}\x1f{org_id or ''}\x1f{project_id or ''}"
     return "inc-" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:20]
@@ -185,12 +188,16 @@ def _thread_for(state: CorrelationState, line: LogLine) -> Thread:
         chosen = next((t for t in candidates if _same_action(t, line)), candidates[0])
 
     if chosen is None:
-        chosen = Thread(incident_id_for(state.correlation_id, org, project), org, project)
+        chosen = Thread(
+            incident_id_for(state.correlation_id, org, project), org, project
+        )
         threads.append(chosen)
     else:
         chosen.org_id = chosen.org_id or org
         chosen.project_id = chosen.project_id or project
-        renamed = incident_id_for(state.correlation_id, chosen.org_id, chosen.project_id)
+        renamed = incident_id_for(
+            state.correlation_id, chosen.org_id, chosen.project_id
+        )
         if not chosen.version and all(t.incident_id != renamed for t in threads):
             # Until a version is published the id may follow the tenancy as it
             # fills in, so it does not depend on which service's line came first.
@@ -260,13 +267,17 @@ def _insert(thread: Thread, line: LogLine, ref: SourceRef, cap: int) -> None:
 
 def _tenancy(state: CorrelationState) -> Finding:
     tenants = sorted(
-        {(t.org_id or "?", t.project_id or "?") for t in state.threads
-         if t.org_id or t.project_id}
+        {
+            (t.org_id or "?", t.project_id or "?")
+            for t in state.threads
+            if t.org_id or t.project_id
+        }
     )
     if len(tenants) > 1:
         named = ", ".join(f"{o}/{p}" for o, p in tenants)
         return Finding(
-            "correlation_id_crosses_tenants", "failed",
+            "correlation_id_crosses_tenants",
+            "failed",
             f"correlation_id {state.correlation_id} is used by {named}; kept apart",
         )
     return Finding("correlation_id_crosses_tenants", "passed", "one tenant")
@@ -300,13 +311,19 @@ class _Memo:
     assessment: _Assessment
 
 
-def _assess(state: CorrelationState, thread: Thread, now: float, cfg: CoreConfig) -> _Assessment:
+def _assess(
+    state: CorrelationState, thread: Thread, now: float, cfg: CoreConfig
+) -> _Assessment:
     lines = thread.lines
     lineage = trace(lines, now=now, deadline=cfg.lineage_deadline)
     tenancy = _tenancy(state)
     memo = thread.memo
-    if memo is None or len(memo.lines) != len(lines) or any(
-        mine is not theirs for mine, theirs in zip(memo.lines, lines, strict=True)
+    if (
+        memo is None
+        or len(memo.lines) != len(lines)
+        or any(
+            mine is not theirs for mine, theirs in zip(memo.lines, lines, strict=True)
+        )
     ):
         checks = run_checks(lines)
     elif memo.lineage == lineage and memo.tenancy == tenancy:
@@ -394,11 +411,15 @@ def build_event(
             operator_service_account_id=context.operator_service_account_id,
         ),
         trace_url=trace_url(cfg.trace_url_template, trace_id),
-        shared_service_evidence=list(SHARED_SERVICE_EVIDENCE) if platform_managed else [],
+        shared_service_evidence=list(SHARED_SERVICE_EVIDENCE)
+        if platform_managed
+        else [],
         shared_service_logql=shared_service_queries() if platform_managed else {},
     )
-    checks = [CheckFinding(id=f.id, status=f.status, detail=f.detail)
-              for f in assessment.findings]
+    checks = [
+        CheckFinding(id=f.id, status=f.status, detail=f.detail)
+        for f in assessment.findings
+    ]
     return IncidentEvent(
         incident_id=thread.incident_id,
         version=thread.version,
@@ -421,7 +442,9 @@ def build_event(
         ),
         checks=checks,
         checks_failed=[f.id for f in assessment.findings if f.status == "failed"],
-        recovery=recovery_for(verdict.failure_class, verdict.category) if verdict else None,
+        recovery=recovery_for(verdict.failure_class, verdict.category)
+        if verdict
+        else None,
         runbook=runbook_for(verdict.failure_class) if verdict else None,
         explanation=Explanation(
             rule=verdict.rule,
@@ -440,8 +463,13 @@ def build_event(
 
 
 def _version(
-    state: CorrelationState, thread: Thread, assessment: _Assessment, *, final: bool,
-    cfg: CoreConfig, judged: bool = False,
+    state: CorrelationState,
+    thread: Thread,
+    assessment: _Assessment,
+    *,
+    final: bool,
+    cfg: CoreConfig,
+    judged: bool = False,
 ) -> IncidentEvent:
     thread.version += 1
     thread.last_key = assessment.key
@@ -451,8 +479,15 @@ def _version(
         status = "recovered"
     else:
         status = "closed" if final else "open"
-    return build_event(state, thread, assessment, status=status, final=final, cfg=cfg,
-                       settled=thread.settled)
+    return build_event(
+        state,
+        thread,
+        assessment,
+        status=status,
+        final=final,
+        cfg=cfg,
+        settled=thread.settled,
+    )
 
 
 def _close_due(thread: Thread, assessment: _Assessment, cfg: CoreConfig) -> float:
@@ -479,7 +514,9 @@ def ingest(
     if reopened and thread.version:
         logger.info(
             "late line reopens incident %s of correlation_id %s (version %d)",
-            thread.incident_id, state.correlation_id, thread.version,
+            thread.incident_id,
+            state.correlation_id,
+            thread.version,
         )
 
     events: list[IncidentEvent] = []
@@ -510,15 +547,19 @@ def advance(
             thread.closed = True
             thread.memo = None
             if assessment.verdict is not None or thread.version:
-                events.append(_version(state, thread, assessment, final=True, cfg=cfg,
-                                       judged=True))
+                events.append(
+                    _version(
+                        state, thread, assessment, final=True, cfg=cfg, judged=True
+                    )
+                )
         elif assessment.verdict is not None and (
             assessment.key != thread.last_key or not thread.settled
         ):
             # The first judgement past the lateness settles the verdict: a version
             # that escalation windows may count, even when nothing else changed.
-            events.append(_version(state, thread, assessment, final=False, cfg=cfg,
-                                   judged=True))
+            events.append(
+                _version(state, thread, assessment, final=False, cfg=cfg, judged=True)
+            )
 
     horizon = cfg.quiet_gap + cfg.closed_retention
     state.threads = [

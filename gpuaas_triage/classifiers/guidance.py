@@ -81,7 +81,9 @@ def logql_queries(
             selector = " or ".join(pivots) or f'correlation_id="{cid}"'
             queries[service] = f'{{service="{service}"}} | json | {selector}'
         else:
-            queries[service] = f'{{service="{service}"}} | json | correlation_id="{cid}"'
+            queries[service] = (
+                f'{{service="{service}"}} | json | correlation_id="{cid}"'
+            )
     return queries
 
 

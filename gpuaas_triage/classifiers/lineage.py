@@ -65,12 +65,20 @@ def trace(lines: Sequence[LogLine], *, now: float, deadline: float) -> Lineage:
 
     if not expected:
         return Lineage(
-            tuple(seen), (), "unknown", "no accepted lifecycle action on these lines",
-            None, False,
+            tuple(seen),
+            (),
+            "unknown",
+            "no accepted lifecycle action on these lines",
+            None,
+            False,
         )
     if worker_seen:
         return Lineage(
-            tuple(seen), (), "passed", "the runtime worker picked the action up", None,
+            tuple(seen),
+            (),
+            "passed",
+            "the runtime worker picked the action up",
+            None,
             True,
         )
 
@@ -78,10 +86,14 @@ def trace(lines: Sequence[LogLine], *, now: float, deadline: float) -> Lineage:
     gave_up = [ln for ln in relay_lines if is_outbox_failure(ln)]
     if gave_up and (delivered_at is None or delivered_at < gave_up[-1].t):
         return Lineage(
-            tuple(seen), (WORKER,), "failed",
+            tuple(seen),
+            (WORKER,),
+            "failed",
             f"the outbox relay gave up on event {gave_up[-1].event_id or '?'} "
-            f"after {gave_up[-1].attempt or '?'} attempts: the worker never received it",
-            None, True,
+            f"after {gave_up[-1].attempt or '?'} attempts: "
+            "the worker never received it",
+            None,
+            True,
         )
 
     start = accepted_at if accepted_at is not None else relay_lines[0].t
@@ -90,13 +102,20 @@ def trace(lines: Sequence[LogLine], *, now: float, deadline: float) -> Lineage:
 
     if not relay_lines and now >= relay_due:
         return Lineage(
-            tuple(seen), (RELAY, WORKER), "failed",
-            f"accepted but no outbox relay line within {deadline:g}s", None, True,
+            tuple(seen),
+            (RELAY, WORKER),
+            "failed",
+            f"accepted but no outbox relay line within {deadline:g}s",
+            None,
+            True,
         )
     if relay_lines and now >= worker_due:
         return Lineage(
-            tuple(seen), (WORKER,), "failed",
-            f"no runtime worker line within {deadline:g}s of the outbox relay", None,
+            tuple(seen),
+            (WORKER,),
+            "failed",
+            f"no runtime worker line within {deadline:g}s of the outbox relay",
+            None,
             True,
         )
 

@@ -68,11 +68,16 @@ class ShapeWindow:
             "episode": None
             if ep is None
             else {
-                "escalation_id": ep.escalation_id, "kind": ep.kind,
-                "opened_at": ep.opened_at, "version": ep.version,
-                "orgs": sorted(ep.orgs), "projects": sorted(ep.projects),
-                "incident_ids": ep.incident_ids, "incidents": ep.incidents,
-                "shared": ep.shared, "last_seen": ep.last_seen,
+                "escalation_id": ep.escalation_id,
+                "kind": ep.kind,
+                "opened_at": ep.opened_at,
+                "version": ep.version,
+                "orgs": sorted(ep.orgs),
+                "projects": sorted(ep.projects),
+                "incident_ids": ep.incident_ids,
+                "incidents": ep.incidents,
+                "shared": ep.shared,
+                "last_seen": ep.last_seen,
             },
         }
 
@@ -82,9 +87,16 @@ class ShapeWindow:
         episode = None
         if ep is not None:
             episode = Episode(
-                ep["escalation_id"], ep["kind"], ep["opened_at"], ep["version"],
-                set(ep["orgs"]), set(ep["projects"]), list(ep["incident_ids"]),
-                ep["incidents"], list(ep["shared"]), ep["last_seen"],
+                ep["escalation_id"],
+                ep["kind"],
+                ep["opened_at"],
+                ep["version"],
+                set(ep["orgs"]),
+                set(ep["projects"]),
+                list(ep["incident_ids"]),
+                ep["incidents"],
+                list(ep["shared"]),
+                ep["last_seen"],
             )
         hits = [tuple(h) for h in data["hits"]]
         return cls(Shape.model_validate(data["shape"]), hits, episode)  # type: ignore[arg-type]
@@ -95,7 +107,10 @@ def _kind(window: ShapeWindow, cfg: CoreConfig) -> tuple[Kind, str] | None:
     if len(orgs) >= cfg.escalation_min_orgs:
         return "cross_tenant", f"{len(orgs)} orgs hit within {cfg.escalation_window:g}s"
     shape = window.shape
-    if shape.category == "platform_primitive_gap" or shape.service == "gpuaas-app-adapter":
+    if (
+        shape.category == "platform_primitive_gap"
+        or shape.service == "gpuaas-app-adapter"
+    ):
         count = len({inc for _, inc, _, _ in window.hits})
         if count >= cfg.primitive_gap_min_incidents:
             return (
@@ -125,7 +140,10 @@ def _owner(kind: Kind, shape: Shape, window: ShapeWindow) -> str:
 
 
 def _event(
-    window: ShapeWindow, status: str, cfg: CoreConfig, reason: str,
+    window: ShapeWindow,
+    status: str,
+    cfg: CoreConfig,
+    reason: str,
     resolved_at: float | None = None,
 ) -> EscalationEvent:
     ep = window.episode
@@ -190,7 +208,9 @@ def observe(
         del window.hits[: len(window.hits) - cfg.max_tenants_per_shape]
 
     if ep is not None:
-        joined = (org and org not in ep.orgs) or (project and project not in ep.projects)
+        joined = (org and org not in ep.orgs) or (
+            project and project not in ep.projects
+        )
         _count(ep, incident.incident_id, org, project, t)
         if joined:
             return window, [_event(window, "updated", cfg, "a tenant joined")]
@@ -202,12 +222,17 @@ def observe(
     kind, reason = decided
     first = window.hits[0]
     key = f"{shape.fingerprint}\x1f{kind}\x1f{first[1]}"
-    escalation_id = "esc-" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:20]
+    escalation_id = (
+        "esc-" + hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:20]
+    )
     window.episode = Episode(escalation_id, kind, t)
     for hit_t, inc, hit_org, hit_project in window.hits:
         _count(window.episode, inc, hit_org, hit_project, hit_t)
     logger.info(
-        "escalation %s opened: %s for shape %s", escalation_id, reason, shape.fingerprint
+        "escalation %s opened: %s for shape %s",
+        escalation_id,
+        reason,
+        shape.fingerprint,
     )
     return window, [_event(window, "opened", cfg, reason)]
 
@@ -229,7 +254,11 @@ def attach_shared(
     if shape.service != window.shape.service or incident.incident_id in ep.shared:
         return []
     t = _t(incident.first_seen)
-    if not ep.opened_at - cfg.escalation_window <= t <= ep.last_seen + cfg.escalation_quiet:
+    if (
+        not ep.opened_at - cfg.escalation_window
+        <= t
+        <= ep.last_seen + cfg.escalation_quiet
+    ):
         return []
     if len(ep.shared) >= LIST_CAP:
         return []
@@ -257,8 +286,9 @@ def _resolve_quiet(
     return window, event
 
 
-def _count(ep: Episode, incident_id: str, org: str | None, project: str | None,
-           t: float) -> None:
+def _count(
+    ep: Episode, incident_id: str, org: str | None, project: str | None, t: float
+) -> None:
     ep.incidents += 1
     if len(ep.incident_ids) < LIST_CAP:
         ep.incident_ids.append(incident_id)
@@ -277,8 +307,15 @@ def expire(
     ep = window.episode
     if ep is not None and now >= ep.last_seen + cfg.escalation_quiet:
         resolved_at = ep.last_seen + cfg.escalation_quiet
-        events.append(_event(window, "resolved", cfg, "quiet window passed",
-                             resolved_at=min(resolved_at, now)))
+        events.append(
+            _event(
+                window,
+                "resolved",
+                cfg,
+                "quiet window passed",
+                resolved_at=min(resolved_at, now),
+            )
+        )
         window.episode = None
         window.hits = []
     window.hits = [h for h in window.hits if h[0] >= now - cfg.escalation_window]

@@ -108,8 +108,10 @@ def close_early(
         )
         events.append(
             event.model_copy(
-                update={"closed_early": True,
-                        "closed_early_reason": "open_correlation_cap"}
+                update={
+                    "closed_early": True,
+                    "closed_early_reason": "open_correlation_cap",
+                }
             )
         )
     return events
@@ -169,8 +171,9 @@ class Pipeline:
     def feed_raw(
         self, raw: bytes, ref: SourceRef, topic_service: str | None = None
     ) -> list[Output]:
-        parsed = parse_line(raw, ref, max_bytes=self.max_line_bytes,
-                            topic_service=topic_service)
+        parsed = parse_line(
+            raw, ref, max_bytes=self.max_line_bytes, topic_service=topic_service
+        )
         if isinstance(parsed, DeadLetter):
             return [parsed]
         return self.feed(parsed, ref)
@@ -217,7 +220,10 @@ class Pipeline:
                     "yet, so no incident): more than %d open "
                     "(TRIAGE_MAX_OPEN_CORRELATIONS); latest correlation_id %s; its "
                     "incidents are final and marked closed_early",
-                    self.closed_early, self.closed_unreported, self._open.cap, cid,
+                    self.closed_early,
+                    self.closed_unreported,
+                    self._open.cap,
+                    cid,
                 )
         return out
 

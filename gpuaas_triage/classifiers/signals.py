@@ -29,37 +29,100 @@ STATUS = 1
 WORDING = 0
 
 _PERMISSION_CODES = frozenset(
-    {"insufficient_permissions", "permission_denied", "forbidden", "unauthorized",
-     "unauthenticated", "access_denied", "authz_denied", "not_allowlisted",
-     "action_not_allowlisted", "token_expired", "invalid_token", "missing_permission"}
+    {
+        "insufficient_permissions",
+        "permission_denied",
+        "forbidden",
+        "unauthorized",
+        "unauthenticated",
+        "access_denied",
+        "authz_denied",
+        "not_allowlisted",
+        "action_not_allowlisted",
+        "token_expired",
+        "invalid_token",
+        "missing_permission",
+    }
 )
 _INVALID_CODES = frozenset(
-    {"invalid_request", "invalid_argument", "bad_request", "validation_error",
-     "validation_failed", "failed_precondition", "unprocessable_entity",
-     "invalid_operating_mode", "invalid_action", "invalid_state", "conflict",
-     "out_of_range", "already_exists", "not_found", "missing_project",
-     "project_required", "invalid_service_account"}
+    {
+        "invalid_request",
+        "invalid_argument",
+        "bad_request",
+        "validation_error",
+        "validation_failed",
+        "failed_precondition",
+        "unprocessable_entity",
+        "invalid_operating_mode",
+        "invalid_action",
+        "invalid_state",
+        "conflict",
+        "out_of_range",
+        "already_exists",
+        "not_found",
+        "missing_project",
+        "project_required",
+        "invalid_service_account",
+    }
 )
 _STATE_CODES = frozenset({"invalid_state", "conflict", "failed_precondition"})
 _UNAVAILABLE_CODES = frozenset(
-    {"service_unavailable", "unavailable", "deadline_exceeded", "timeout",
-     "gateway_timeout", "bad_gateway", "backend_unavailable", "resource_exhausted",
-     "too_many_requests", "quota_exceeded", "connection_refused", "upstream_unavailable"}
+    {
+        "service_unavailable",
+        "unavailable",
+        "deadline_exceeded",
+        "timeout",
+        "gateway_timeout",
+        "bad_gateway",
+        "backend_unavailable",
+        "resource_exhausted",
+        "too_many_requests",
+        "quota_exceeded",
+        "connection_refused",
+        "upstream_unavailable",
+    }
 )
 _INTERNAL_CODES = frozenset(
-    {"internal_error", "internal", "unknown", "unhandled_exception", "panic",
-     "data_loss", "unimplemented", "internal_server_error"}
+    {
+        "internal_error",
+        "internal",
+        "unknown",
+        "unhandled_exception",
+        "panic",
+        "data_loss",
+        "unimplemented",
+        "internal_server_error",
+    }
 )
 
 _OUTBOX_FAILED = frozenset(
-    {"failed", "dead", "dead_letter", "dead_lettered", "giving_up", "gave_up",
-     "exhausted", "abandoned"}
+    {
+        "failed",
+        "dead",
+        "dead_letter",
+        "dead_lettered",
+        "giving_up",
+        "gave_up",
+        "exhausted",
+        "abandoned",
+    }
 )
 _OUTBOX_DELIVERED = frozenset({"published", "delivered", "sent", "acked"})
 _LIFECYCLE_FAILED = frozenset({"failed", "error", "errored", "crashed", "aborted"})
 _LIFECYCLE_DONE = frozenset(
-    {"succeeded", "success", "ready", "completed", "complete", "healthy", "deployed",
-     "upgraded", "decommissioned", "deleted", "created"}
+    {
+        "succeeded",
+        "success",
+        "ready",
+        "completed",
+        "complete",
+        "healthy",
+        "deployed",
+        "upgraded",
+        "decommissioned",
+        "deleted",
+        "created",
+    }
 )
 _HEALTHY_INSTANCE_STATES = frozenset(
     {"active", "running", "ready", "healthy", "deployed", "provisioning", "pending"}
@@ -94,7 +157,7 @@ _DEFECT_EXCEPTIONS = re.compile(
 
 
 def norm_code(code: str | None) -> str | None:
-    """``PERMISSION-DENIED`` and ``Permission Denied`` both become ``permission_denied``."""
+    """``PERMISSION-DENIED`` and ``Permission Denied`` become ``permission_denied``."""
     if not code:
         return None
     return re.sub(r"[^a-z0-9]+", "_", code.strip().lower()).strip("_") or None
@@ -172,7 +235,9 @@ def _unavailable_category(line: LogLine) -> Category:
         return "async_delivery"
     if line.service in (WORKER, ADAPTER, PROXY):
         return "runtime_backend_adapter"
-    if line.backend_error or BACKEND_TEXT.search(f"{line.msg or ''} {line.error or ''}"):
+    if line.backend_error or BACKEND_TEXT.search(
+        f"{line.msg or ''} {line.error or ''}"
+    ):
         return "runtime_backend_adapter"
     return "async_delivery"
 
@@ -239,7 +304,11 @@ def _refine(
             and not _DEFECT_EXCEPTIONS.search(words)
             and not line.backend_error
         ):
-            return "invalid_request", _invalid_category(line, code), "validation_wrapped"
+            return (
+                "invalid_request",
+                _invalid_category(line, code),
+                "validation_wrapped",
+            )
         return failure_class, "runtime_backend_adapter", "internal_defect"
 
     if failure_class == "invalid_request":
@@ -253,24 +322,44 @@ def _proxy_signal(line: LogLine, index: int, failing: bool) -> Signal | None:
     fields = _fields(line, "bootstrap_error", "upstream_status", "http_status", "route")
     if line.bootstrap_error:
         return Signal(
-            "proxied_ui_bootstrap_failure", "runtime_backend_adapter", line.service,
-            "proxy_bootstrap_error", STRUCTURED, line.t, index, fields,
+            "proxied_ui_bootstrap_failure",
+            "runtime_backend_adapter",
+            line.service,
+            "proxy_bootstrap_error",
+            STRUCTURED,
+            line.t,
+            index,
+            fields,
             norm_code(line.bootstrap_error),
         )
     if not failing:
         return None
     text = error_text(line) or (line.msg or "")
-    if upstream in (502, 503, 504) or (upstream is None and UNAVAILABLE_TEXT.search(text)):
+    if upstream in (502, 503, 504) or (
+        upstream is None and UNAVAILABLE_TEXT.search(text)
+    ):
         return Signal(
-            "service_unavailable", "runtime_backend_adapter", line.service,
-            "proxy_upstream_unavailable", CODE, line.t, index, fields,
+            "service_unavailable",
+            "runtime_backend_adapter",
+            line.service,
+            "proxy_upstream_unavailable",
+            CODE,
+            line.t,
+            index,
+            fields,
             f"upstream_{upstream}" if upstream else "upstream_unreachable",
         )
     # Behind the proxy, a 401/403 comes from the app's own session or origin check:
     # the route exists and the browser bootstrap is what fails.
     return Signal(
-        "proxied_ui_bootstrap_failure", "runtime_backend_adapter", line.service,
-        "proxy_route_failing", CODE, line.t, index, fields,
+        "proxied_ui_bootstrap_failure",
+        "runtime_backend_adapter",
+        line.service,
+        "proxy_route_failing",
+        CODE,
+        line.t,
+        index,
+        fields,
         f"upstream_{upstream}" if upstream else norm_code(line.msg),
     )
 
@@ -298,19 +387,37 @@ def signal_for(line: LogLine, index: int) -> Signal | None:
 
     if deny:
         fields = _fields(
-            line, "authz_decision", "authz_reason", "allowlisted", "http_status",
+            line,
+            "authz_decision",
+            "authz_reason",
+            "allowlisted",
+            "http_status",
             "error_code",
         )
         return Signal(
-            "insufficient_permissions", "iam_allowlist", line.service, "authz_deny",
-            STRUCTURED, line.t, index, fields, norm_code(line.authz_reason) or "deny",
+            "insufficient_permissions",
+            "iam_allowlist",
+            line.service,
+            "authz_deny",
+            STRUCTURED,
+            line.t,
+            index,
+            fields,
+            norm_code(line.authz_reason) or "deny",
         )
 
     if is_outbox_failure(line):
         fields = _fields(line, "outbox_status", "attempt", "error", "event_id")
         return Signal(
-            "service_unavailable", "async_delivery", line.service, "outbox_gave_up",
-            STRUCTURED, line.t, index, fields, normalise_error(line.error) or "failed",
+            "service_unavailable",
+            "async_delivery",
+            line.service,
+            "outbox_gave_up",
+            STRUCTURED,
+            line.t,
+            index,
+            fields,
+            normalise_error(line.error) or "failed",
         )
 
     structured = bool(line.backend_error or line.exception) and (
@@ -335,14 +442,30 @@ def signal_for(line: LogLine, index: int) -> Signal | None:
 
     final_class, category, rule = _refine(line, failure_class, code)
     fields = _fields(
-        line, "error_code", "http_status", "lifecycle_state", "backend_error",
-        "exception", "instance_state", "handler",
+        line,
+        "error_code",
+        "http_status",
+        "lifecycle_state",
+        "backend_error",
+        "exception",
+        "instance_state",
+        "handler",
     )
-    error = code or normalise_error(error_text(line)) or (
-        f"http_{status}" if status else None
+    error = (
+        code
+        or normalise_error(error_text(line))
+        or (f"http_{status}" if status else None)
     )
     return Signal(
-        final_class, category, line.service, rule, strength, line.t, index, fields, error
+        final_class,
+        category,
+        line.service,
+        rule,
+        strength,
+        line.t,
+        index,
+        fields,
+        error,
     )
 
 

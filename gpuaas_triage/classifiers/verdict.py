@@ -43,8 +43,9 @@ def live_signals(lines: Sequence[LogLine]) -> list[Signal]:
     last_success: dict[str, float] = {}
     for line in lines:
         if is_hop_success(line):
-            last_success[line.service] = max(last_success.get(line.service, line.t),
-                                             line.t)
+            last_success[line.service] = max(
+                last_success.get(line.service, line.t), line.t
+            )
     return [s for s in signals if last_success.get(s.service, float("-inf")) <= s.t]
 
 
@@ -59,13 +60,23 @@ def decide(
         if lineage.status != "failed":
             return None
         return Verdict(
-            "service_unavailable", "async_delivery", "lineage_deadline",
-            lineage.hops_missing[0], "lineage_gap",
-            decided_by={"lineage": lineage.detail, "hops_missing": lineage.hops_missing},
+            "service_unavailable",
+            "async_delivery",
+            "lineage_deadline",
+            lineage.hops_missing[0],
+            "lineage_gap",
+            decided_by={
+                "lineage": lineage.detail,
+                "hops_missing": lineage.hops_missing,
+            },
         )
 
     top = max(signals, key=lambda s: (s.strength, -s.t))
-    decided_by: dict[str, Any] = {"service": top.service, "line": top.index, **top.fields}
+    decided_by: dict[str, Any] = {
+        "service": top.service,
+        "line": top.index,
+        **top.fields,
+    }
     failure_class: FailureClass = top.failure_class
     category: Category = top.category
     rule = top.rule
@@ -75,8 +86,12 @@ def decide(
     ):
         detail = failed["scheduler_via_core_handler"].detail
         return Verdict(
-            failure_class, "platform_primitive_gap", "scheduler_via_core_handler",
-            top.service, top.error, True,
+            failure_class,
+            "platform_primitive_gap",
+            "scheduler_via_core_handler",
+            top.service,
+            top.error,
+            True,
             f"platform defect: {detail}; making it work would need scheduler-specific "
             "branching in core handlers",
             decided_by,
@@ -87,5 +102,6 @@ def decide(
     if failure_class == "service_unavailable" and lineage.status == "failed":
         if top.service not in ("gpuaas-app-runtime-worker", "gpuaas-app-adapter"):
             category = "async_delivery"
-    return Verdict(failure_class, category, rule, top.service, top.error,
-                   decided_by=decided_by)
+    return Verdict(
+        failure_class, category, rule, top.service, top.error, decided_by=decided_by
+    )

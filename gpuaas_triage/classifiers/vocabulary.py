@@ -50,8 +50,19 @@ HOP_ORDER = {API: 0, RELAY: 1, WORKER: 2, ADAPTER: 3, PROXY: 4}
 
 #: Actions that mutate an instance and so travel the asynchronous path.
 LIFECYCLE_ACTIONS = frozenset(
-    {"create", "deploy", "upgrade", "decommission", "delete", "restart", "scale",
-     "start", "stop", "rollback", "update"}
+    {
+        "create",
+        "deploy",
+        "upgrade",
+        "decommission",
+        "delete",
+        "restart",
+        "scale",
+        "start",
+        "stop",
+        "rollback",
+        "update",
+    }
 )
 
 #: Valid pairs of operating_mode and control_plane_scope.

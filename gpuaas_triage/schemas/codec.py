@@ -1,4 +1,4 @@
-"""orjson as a Faust codec: the events are plain JSON, read by consumers in any language."""
+"""orjson as a Faust codec: events are plain JSON, for consumers in any language."""
 
 from __future__ import annotations
 

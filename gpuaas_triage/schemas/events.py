@@ -20,7 +20,7 @@ class _Out(BaseModel):
 
 
 class IncidentContext(_Out):
-    """Scope, identity and effective runtime metadata, as the runbook asks to capture."""
+    """Scope, identity and effective runtime metadata, as the runbook captures them."""
 
     org_id: str | None = None
     project_id: str | None = None

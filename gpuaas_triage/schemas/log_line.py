@@ -60,25 +60,30 @@ class LogLine(BaseModel):
             "req_id",
         ),
         min_length=1,
-        description="The join key carried through API, outbox relay and runtime worker.",
+        description="The join key carried by API, outbox relay and runtime worker.",
     )
     service: str = Field(
         default="unknown",
         validation_alias=_aliases("service", "service_name", "serviceName", "svc"),
     )
     level: str = Field(
-        default="info", validation_alias=_aliases("level", "severity", "lvl", "loglevel")
+        default="info",
+        validation_alias=_aliases("level", "severity", "lvl", "loglevel"),
     )
     msg: str | None = Field(default=None, validation_alias=_aliases("msg", "message"))
     trace_id: str | None = Field(
         default=None, validation_alias=_aliases("trace_id", "traceId", "traceID")
     )
 
-    org_id: str | None = Field(default=None, validation_alias=_aliases("org_id", "orgId"))
+    org_id: str | None = Field(
+        default=None, validation_alias=_aliases("org_id", "orgId")
+    )
     project_id: str | None = Field(
         default=None, validation_alias=_aliases("project_id", "projectId")
     )
-    app_slug: str | None = Field(default=None, validation_alias=_aliases("app_slug", "app"))
+    app_slug: str | None = Field(
+        default=None, validation_alias=_aliases("app_slug", "app")
+    )
     app_instance_id: str | None = Field(
         default=None, validation_alias=_aliases("app_instance_id", "instance_id")
     )

@@ -79,7 +79,10 @@ def parse_line(
     if not isinstance(obj, dict):
         kind = type(obj).__name__
         return DeadLetter.build(
-            "not_an_object", f"a log line must be a JSON object, got {kind}", raw, source
+            "not_an_object",
+            f"a log line must be a JSON object, got {kind}",
+            raw,
+            source,
         )
 
     # A null field is a field the line does not know: absent, so that defaults,

@@ -112,11 +112,15 @@ class TriageStreams:
         # keys back as JSON and fails on every restart and rebalance.
         table_schema = faust.Schema(key_serializer="raw", value_serializer="orjson")
         self.correlations = self.app.Table(
-            "correlations", partitions=settings.partitions, schema=table_schema,
+            "correlations",
+            partitions=settings.partitions,
+            schema=table_schema,
             key_type=bytes,
         )
         self.windows = self.app.Table(
-            "shape-windows", partitions=settings.partitions, schema=table_schema,
+            "shape-windows",
+            partitions=settings.partitions,
+            schema=table_schema,
             key_type=bytes,
         )
         self._wire()
@@ -127,8 +131,12 @@ class TriageStreams:
         app = self.app
         keyed = self.settings.input_keyed_by_correlation_id
         correlate_channel = (
-            app.topic(self.names.correlate, *self.names.inputs,
-                      key_serializer="raw", value_serializer="raw")
+            app.topic(
+                self.names.correlate,
+                *self.names.inputs,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
             if keyed
             else self.correlate_topic
         )
@@ -179,7 +187,9 @@ class TriageStreams:
         ref = kafka_ref(msg.topic, msg.partition, msg.offset)
         value = event.value if isinstance(event.value, bytes) else b""
         parsed = parse_line(
-            value, ref, max_bytes=self.settings.max_line_bytes,
+            value,
+            ref,
+            max_bytes=self.settings.max_line_bytes,
             topic_service=service_for_topic(msg.topic),
         )
         if isinstance(parsed, DeadLetter):
@@ -191,7 +201,8 @@ class TriageStreams:
         msg = event.message
         value = event.value if isinstance(event.value, bytes) else b""
         record = parse_line(
-            value, kafka_ref(msg.topic, msg.partition, msg.offset),
+            value,
+            kafka_ref(msg.topic, msg.partition, msg.offset),
             max_bytes=self.settings.max_line_bytes,
         )
         if isinstance(record, DeadLetter):
@@ -206,7 +217,9 @@ class TriageStreams:
         envelope = orjson.dumps(
             {"l": line.model_dump(mode="json", exclude_none=True), "r": ref}
         )
-        await self.correlate_topic.send(key=line.correlation_id.encode(), value=envelope)
+        await self.correlate_topic.send(
+            key=line.correlation_id.encode(), value=envelope
+        )
 
     # -- correlate -----------------------------------------------------------------
 
@@ -223,8 +236,10 @@ class TriageStreams:
             self.clock.seed(partition, newest, wall)
             self._open_in(partition).hold(_text(key), newest)
         self._indexed = True
-        logger.info("indexed %d open correlation(s) after assignment",
-                    sum(self.due.size(p) for p in range(self.settings.partitions)))
+        logger.info(
+            "indexed %d open correlation(s) after assignment",
+            sum(self.due.size(p) for p in range(self.settings.partitions)),
+        )
 
     async def on_correlate(self, event: faust.EventT[bytes]) -> None:
         self._index()
@@ -246,8 +261,9 @@ class TriageStreams:
                 return
             line, ref = parsed
 
-        self.clock.observe(partition, f"{ref.get('topic')}:{ref.get('partition')}",
-                           line.t, wall)
+        self.clock.observe(
+            partition, f"{ref.get('topic')}:{ref.get('partition')}", line.t, wall
+        )
         now = self.clock.now(partition, wall)
         key = line.correlation_id.encode()
         stored = self.correlations.get(key)
@@ -292,7 +308,10 @@ class TriageStreams:
             self._store(partition, key, None, now)
 
     def _store(
-        self, partition: int, key: bytes, state: correlation.CorrelationState | None,
+        self,
+        partition: int,
+        key: bytes,
+        state: correlation.CorrelationState | None,
         now: float,
     ) -> None:
         if state is None:
@@ -304,8 +323,9 @@ class TriageStreams:
         data["partition"] = partition
         self.correlations[key] = data
         self._open_in(partition).hold(key.decode(), newest_line(state))
-        self.due.set(partition, key.decode(),
-                     correlation.next_due(state, now=now, cfg=self.cfg))
+        self.due.set(
+            partition, key.decode(), correlation.next_due(state, now=now, cfg=self.cfg)
+        )
 
     async def _advance(self, partition: int, now: float, wall: float) -> None:
         changed: list[tuple[bytes, correlation.CorrelationState | None]] = []
@@ -345,16 +365,24 @@ class TriageStreams:
                     # Shared-service evidence may belong to an episode of any shape:
                     # every shape partition gets it.
                     for partition in range(self.settings.partitions):
-                        sent.append(await self.shapes_topic.send(
-                            value=envelope, partition=partition
-                        ))
+                        sent.append(
+                            await self.shapes_topic.send(
+                                value=envelope, partition=partition
+                            )
+                        )
                 else:
-                    sent.append(await self.shapes_topic.send(
-                        key=incident.shape.fingerprint.encode(), value=envelope
-                    ))
+                    sent.append(
+                        await self.shapes_topic.send(
+                            key=incident.shape.fingerprint.encode(), value=envelope
+                        )
+                    )
             logger.debug(
-                "incident %s v%d %s %s/%s", incident.incident_id, incident.version,
-                incident.status, incident.failure_class, incident.category,
+                "incident %s v%d %s %s/%s",
+                incident.incident_id,
+                incident.version,
+                incident.status,
+                incident.failure_class,
+                incident.category,
             )
         if sent:
             await asyncio.gather(*sent)
@@ -368,7 +396,9 @@ class TriageStreams:
         for key, data in self.windows.items():
             partition = data["partition"]
             window = patterns.ShapeWindow.from_dict(data)
-            self.shape_due.set(partition, _text(key), patterns.next_due(window, self.cfg))
+            self.shape_due.set(
+                partition, _text(key), patterns.next_due(window, self.cfg)
+            )
             newest = max((h[0] for h in window.hits), default=None)
             if newest is not None:
                 self.shape_clock.seed(partition, newest, wall)
@@ -438,13 +468,18 @@ class TriageStreams:
         """Send escalation states and wait until Kafka has them, as ``_publish``."""
         sent: list[Awaitable[Any]] = []
         for escalation in escalations:
-            sent.append(await self.escalations.send(
-                key=escalation.escalation_id.encode(),
-                value=escalation.model_dump(mode="json"),
-            ))
+            sent.append(
+                await self.escalations.send(
+                    key=escalation.escalation_id.encode(),
+                    value=escalation.model_dump(mode="json"),
+                )
+            )
             logger.info(
-                "escalation %s %s: %s, %d org(s), owner %s", escalation.escalation_id,
-                escalation.status, escalation.kind, escalation.distinct_orgs,
+                "escalation %s %s: %s, %d org(s), owner %s",
+                escalation.escalation_id,
+                escalation.status,
+                escalation.kind,
+                escalation.distinct_orgs,
                 escalation.owner,
             )
         if sent:

@@ -25,29 +25,56 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run a worker of the consumer group")
 
     rp = sub.add_parser("replay", help="run the core over JSON-lines files, no broker")
-    rp.add_argument("files", nargs="+", metavar="FILE", help="log files, or - for stdin")
-    rp.add_argument("--dead-letter", metavar="FILE",
-                    help="write lines that cannot be triaged here, as JSON lines")
+    rp.add_argument(
+        "files", nargs="+", metavar="FILE", help="log files, or - for stdin"
+    )
+    rp.add_argument(
+        "--dead-letter",
+        metavar="FILE",
+        help="write lines that cannot be triaged here, as JSON lines",
+    )
 
     pr = sub.add_parser("produce", help="send JSON-lines log files to the input topics")
-    pr.add_argument("files", nargs="+", metavar="FILE", help="log files, or - for stdin")
-    pr.add_argument("--no-key", action="store_true",
-                    help="send unkeyed (the worker repartitions by correlation_id)")
+    pr.add_argument(
+        "files", nargs="+", metavar="FILE", help="log files, or - for stdin"
+    )
+    pr.add_argument(
+        "--no-key",
+        action="store_true",
+        help="send unkeyed (the worker repartitions by correlation_id)",
+    )
 
     tl = sub.add_parser("tail", help="print incidents and escalations as they arrive")
     tl.add_argument("--json", action="store_true", help="one JSON object a line")
     tl.add_argument("--from-beginning", action="store_true")
-    tl.add_argument("--idle-exit", type=float, metavar="SECONDS",
-                    help="exit after this long with nothing new")
+    tl.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="SECONDS",
+        help="exit after this long with nothing new",
+    )
 
     dm = sub.add_parser("demo", help="broker, worker and the public cases played live")
     dm.add_argument("--cases", metavar="FILE", help="scenario cases (JSON lines)")
-    dm.add_argument("--no-worker", action="store_true",
-                    help="only play traffic to the configured topics and tail them")
-    dm.add_argument("--idle-exit", type=float, default=20.0, metavar="SECONDS",
-                    help="stop this long after the last incident (default 20)")
-    dm.add_argument("--max-gap", type=float, default=5.0, metavar="SECONDS",
-                    help="shorten longer gaps between a case's lines (default 5)")
+    dm.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="only play traffic to the configured topics and tail them",
+    )
+    dm.add_argument(
+        "--idle-exit",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="stop this long after the last incident (default 20)",
+    )
+    dm.add_argument(
+        "--max-gap",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="shorten longer gaps between a case's lines (default 5)",
+    )
 
     sc = sub.add_parser("schemas", help="write the JSON Schema files of the events")
     sc.add_argument("--out", metavar="DIR", help="default: the package's schemas/json")
@@ -55,13 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="throughput, latency, memory and replay speed")
     bn.add_argument("--quick", action="store_true", help="a small load, under a minute")
     bn.add_argument("--json", action="store_true", help="print one JSON object")
-    bn.add_argument("--store", choices=("memory", "rocksdb"), default="memory",
-                    help="the worker's table store (default memory)")
-    bn.add_argument("--lines", type=int, metavar="N",
-                    help="lines pre-loaded for the throughput run (default 4000 quick, "
-                    "100000 full)")
-    bn.add_argument("--profile", metavar="DIR",
-                    help="cProfile the worker and the replay into DIR")
+    bn.add_argument(
+        "--store",
+        choices=("memory", "rocksdb"),
+        default="memory",
+        help="the worker's table store (default memory)",
+    )
+    bn.add_argument(
+        "--lines",
+        type=int,
+        metavar="N",
+        help="lines pre-loaded for the throughput run (default 4000 quick, "
+        "100000 full)",
+    )
+    bn.add_argument(
+        "--profile", metavar="DIR", help="cProfile the worker and the replay into DIR"
+    )
 
     br = sub.add_parser("broker", help="the local single-node Kafka (KRaft)")
     br.add_argument("action", choices=("start", "stop", "status"))
@@ -96,26 +132,43 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(
             update={"bootstrap_servers": ensure_broker(settings)}
         )
-        return tail.run(settings, as_json=args.json, from_beginning=args.from_beginning,
-                        idle_exit=args.idle_exit)
+        return tail.run(
+            settings,
+            as_json=args.json,
+            from_beginning=args.from_beginning,
+            idle_exit=args.idle_exit,
+        )
     if args.command == "demo":
         from gpuaas_triage.streams import demo
 
-        return demo.run(settings, cases=args.cases, with_worker=not args.no_worker,
-                        idle_exit=args.idle_exit, max_gap=args.max_gap)
+        return demo.run(
+            settings,
+            cases=args.cases,
+            with_worker=not args.no_worker,
+            idle_exit=args.idle_exit,
+            max_gap=args.max_gap,
+        )
     if args.command == "schemas":
         from pathlib import Path
 
         from gpuaas_triage.schemas import jsonschema
 
-        for path in jsonschema.write(Path(args.out) if args.out else jsonschema.SCHEMA_DIR):
+        for path in jsonschema.write(
+            Path(args.out) if args.out else jsonschema.SCHEMA_DIR
+        ):
             print(path)  # noqa: T201  # the CLI's output
         return 0
     if args.command == "bench":
         from gpuaas_triage.bench import run as bench
 
-        return bench.run(settings, quick=args.quick, as_json=args.json,
-                         store=args.store, lines=args.lines, profile_dir=args.profile)
+        return bench.run(
+            settings,
+            quick=args.quick,
+            as_json=args.json,
+            store=args.store,
+            lines=args.lines,
+            profile_dir=args.profile,
+        )
     if args.command == "broker":
         from gpuaas_triage.streams.broker import LocalBroker
 

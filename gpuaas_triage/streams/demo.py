@@ -29,19 +29,24 @@ from gpuaas_triage.streams.worker import prepare
 
 logger = logging.getLogger(__name__)
 
-CASES_CANDIDATES = ("../shared/cases/public.jsonl", "shared/cases/public.jsonl",
-                    "/cases/public.jsonl")
+CASES_CANDIDATES = (
+    "../shared/cases/public.jsonl",
+    "shared/cases/public.jsonl",
+    "/cases/public.jsonl",
+)
 
 
 def find_cases(explicit: str | None) -> Path:
-    candidates = [explicit] if explicit else [
-        os.environ.get("TRIAGE_DEMO_CASES", ""), *CASES_CANDIDATES
-    ]
+    candidates = (
+        [explicit]
+        if explicit
+        else [os.environ.get("TRIAGE_DEMO_CASES", ""), *CASES_CANDIDATES]
+    )
     for candidate in candidates:
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     raise ConfigError(
-        f"no scenario cases file found (tried {', '.join(c for c in candidates if c)}); "
+        f"no scenario cases file found (tried {', '.join(filter(None, candidates))}); "
         "pass --cases PATH or set TRIAGE_DEMO_CASES"
     )
 
@@ -79,8 +84,9 @@ def compressed_offsets(times: list[float], max_gap: float) -> dict[float, float]
     return offsets
 
 
-async def _play_case(sender: produce.LineSender, events: list[bytes],
-                     max_gap: float) -> None:
+async def _play_case(
+    sender: produce.LineSender, events: list[bytes], max_gap: float
+) -> None:
     """Lines go out in their arrival order, each stamped and sent at its offset
     (a line that arrives out of order keeps its earlier stamp)."""
     times = [_ts(raw) for raw in events]
@@ -122,8 +128,13 @@ def _worker_env(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings_env(settings)}
 
 
-async def _run(settings: Settings, cases_path: Path, with_worker: bool,
-               idle_exit: float, max_gap: float) -> int:
+async def _run(
+    settings: Settings,
+    cases_path: Path,
+    with_worker: bool,
+    idle_exit: float,
+    max_gap: float,
+) -> int:
     cases = load_cases(cases_path)
     worker: subprocess.Popen[bytes] | None = None
     if with_worker:
@@ -131,8 +142,12 @@ async def _run(settings: Settings, cases_path: Path, with_worker: bool,
             [sys.executable, "-m", "gpuaas_triage.streams.cli", "worker"],
             env=_worker_env(settings),
         )
-        logger.info("worker started (pid %d); playing %d case(s) from %s",
-                    worker.pid, len(cases), cases_path)
+        logger.info(
+            "worker started (pid %d); playing %d case(s) from %s",
+            worker.pid,
+            len(cases),
+            cases_path,
+        )
 
     stop = asyncio.Event()
     shown: list[str] = []
@@ -142,8 +157,14 @@ async def _run(settings: Settings, cases_path: Path, with_worker: bool,
         print(text, flush=True)  # noqa: T201  # the demo's output
 
     tailing = asyncio.create_task(
-        tail.tail(settings, as_json=False, from_beginning=True, idle_exit=None,
-                  emit=emit, stop=stop)
+        tail.tail(
+            settings,
+            as_json=False,
+            from_beginning=True,
+            idle_exit=None,
+            emit=emit,
+            stop=stop,
+        )
     )
     try:
         sent = await play(cases, settings, max_gap)
@@ -167,13 +188,20 @@ async def _run(settings: Settings, cases_path: Path, with_worker: bool,
     escalations = sum(1 for s in shown if s.startswith("ESCALATION"))
     print(  # noqa: T201  # the demo's closing line
         f"demo done: {sent} log lines in, {incidents} incident versions and "
-        f"{escalations} escalation events out", flush=True,
+        f"{escalations} escalation events out",
+        flush=True,
     )
     return 0 if incidents else 1
 
 
-def run(settings: Settings, *, cases: str | None, with_worker: bool,
-        idle_exit: float, max_gap: float) -> int:
+def run(
+    settings: Settings,
+    *,
+    cases: str | None,
+    with_worker: bool,
+    idle_exit: float,
+    max_gap: float,
+) -> int:
     path = find_cases(cases)
     if with_worker:
         settings = demo_settings(settings)

@@ -77,7 +77,9 @@ class DueIndex:
         current[key] = at
         heapq.heappush(self.heaps.setdefault(partition, []), (at, key))
 
-    def pop_due(self, partition: int, now: float, wall: float = float("inf")) -> list[str]:
+    def pop_due(
+        self, partition: int, now: float, wall: float = float("inf")
+    ) -> list[str]:
         heap = self.heaps.get(partition, [])
         current = self.due.get(partition, {})
         keys: list[str] = []

@@ -51,8 +51,11 @@ class TopicRouter:
         if not isinstance(obj, dict):
             return self.topics[0], None
         service = obj.get("service")
-        topic = self.by_service.get(service, self.topics[0]) if isinstance(
-            service, str) else self.topics[0]
+        topic = (
+            self.by_service.get(service, self.topics[0])
+            if isinstance(service, str)
+            else self.topics[0]
+        )
         cid = obj.get("correlation_id") or obj.get("request_id")
         return topic, str(cid).encode() if cid is not None else None
 
@@ -65,7 +68,9 @@ class LineSender:
         self.keyed = keyed
         self.sent = 0
         self.producer = AIOKafkaProducer(
-            **client_options(settings), acks="all", linger_ms=5,
+            **client_options(settings),
+            acks="all",
+            linger_ms=5,
             max_request_size=max(2 * settings.max_line_bytes, 1_048_576),
         )
 

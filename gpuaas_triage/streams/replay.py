@@ -37,7 +37,9 @@ def read_lines(paths: Iterable[str]) -> Iterator[tuple[bytes, str, int]]:
                 stream.close()
 
 
-def replay(paths: Iterable[str], settings: Settings) -> tuple[list[Output], list[DeadLetter]]:
+def replay(
+    paths: Iterable[str], settings: Settings
+) -> tuple[list[Output], list[DeadLetter]]:
     pipeline = Pipeline(
         cfg=CoreConfig.from_settings(settings),
         allowed_lateness=settings.allowed_lateness_seconds,
@@ -61,9 +63,11 @@ def run(paths: list[str], settings: Settings, dead_letter_path: str | None) -> i
 
     if dead:
         logger.warning(
-            "%d line(s) could not be triaged and were dead-lettered%s", len(dead),
-            f" to {dead_letter_path}" if dead_letter_path else
-            " (pass --dead-letter FILE to keep them)",
+            "%d line(s) could not be triaged and were dead-lettered%s",
+            len(dead),
+            f" to {dead_letter_path}"
+            if dead_letter_path
+            else " (pass --dead-letter FILE to keep them)",
         )
     if dead_letter_path:
         with open(dead_letter_path, "wb") as out:

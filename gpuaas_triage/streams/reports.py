@@ -58,7 +58,10 @@ class DeadLetterLog(_Report):
         logger.warning(
             "%d line(s) dead-lettered since the last report, %d in all %s; latest: %s "
             "at %s; the worker goes on",
-            self._said(), self.total, self.by_reason, latest.reason,
+            self._said(),
+            self.total,
+            self.by_reason,
+            latest.reason,
             describe(latest.source),
         )
 
@@ -91,6 +94,10 @@ class EarlyCloseLog(_Report):
             "open (TRIAGE_MAX_OPEN_CORRELATIONS over %d partitions); latest "
             "correlation_id %s on partition %d; their incidents are final and marked "
             "closed_early",
-            self._said(), self.total, self.unreported, self.cap, self.partitions,
+            self._said(),
+            self.total,
+            self.unreported,
+            self.cap,
+            self.partitions,
             *latest,
         )

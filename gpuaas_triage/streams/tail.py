@@ -79,11 +79,18 @@ async def tail(
     return shown
 
 
-def run(settings: Settings, *, as_json: bool, from_beginning: bool,
-        idle_exit: float | None) -> int:
+def run(
+    settings: Settings, *, as_json: bool, from_beginning: bool, idle_exit: float | None
+) -> int:
     try:
-        asyncio.run(tail(settings, as_json=as_json, from_beginning=from_beginning,
-                         idle_exit=idle_exit))
+        asyncio.run(
+            tail(
+                settings,
+                as_json=as_json,
+                from_beginning=from_beginning,
+                idle_exit=idle_exit,
+            )
+        )
     except KeyboardInterrupt:
         sys.stderr.write("\n")
     return 0

@@ -42,11 +42,17 @@ class TopicNames:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (*self.inputs, self.correlate, self.shapes, self.incidents,
-                self.escalations, self.dead_letters)
+        return (
+            *self.inputs,
+            self.correlate,
+            self.shapes,
+            self.incidents,
+            self.escalations,
+            self.dead_letters,
+        )
 
 
-async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+async def ensure_topics(settings: Settings, wait_seconds: float = 30.0) -> None:
     """Create the topics the worker reads and writes, if they are missing.
 
     Topics that exist are left as they are: input topics belong to the platform.
@@ -54,7 +60,7 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
     names = TopicNames.from_settings(settings)
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=15000)
     try:
-        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.start(), wait_seconds)
     except (TimeoutError, OSError, Exception) as exc:  # aiokafka raises its own types
         raise BrokerError(
             f"cannot reach Kafka at {settings.effective_bootstrap}: {exc}; start one "
@@ -77,18 +83,18 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         if wanted:
             await admin.create_topics(wanted)
             logger.info("created topics %s", ", ".join(t.name for t in wanted))
-            await _wait_for_metadata(admin, {t.name for t in wanted}, timeout)
+            await _wait_for_metadata(admin, {t.name for t in wanted}, wait_seconds)
     finally:
         await admin.close()
 
 
 async def _wait_for_metadata(
-    admin: AIOKafkaAdminClient, names: set[str], timeout: float
+    admin: AIOKafkaAdminClient, names: set[str], wait_seconds: float
 ) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + wait_seconds
     while loop.time() < deadline:
         if names <= set(await admin.list_topics()):
             return
         await asyncio.sleep(0.2)
-    raise BrokerError(f"topics {sorted(names)} did not appear within {timeout:g}s")
+    raise BrokerError(f"topics {sorted(names)} did not appear within {wait_seconds:g}s")

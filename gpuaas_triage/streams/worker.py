@@ -16,7 +16,9 @@ def prepare(settings: Settings) -> Settings:
     """Point at the configured broker, or start the local one; create the topics."""
     bootstrap = ensure_broker(settings)
     if not settings.bootstrap_servers:
-        logger.info("no TRIAGE_BOOTSTRAP_SERVERS: using the local broker at %s", bootstrap)
+        logger.info(
+            "no TRIAGE_BOOTSTRAP_SERVERS: using the local broker at %s", bootstrap
+        )
         settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
     asyncio.run(ensure_topics(settings))
     return settings
@@ -31,8 +33,11 @@ def run(settings: Settings, loglevel: str = "info") -> None:
     settings = prepare(settings)
     app = create_app(settings)
     logger.info(
-        "worker %s consuming %s from %s (store %s)", settings.app_id,
-        ", ".join(settings.input_topic_list), settings.effective_bootstrap, settings.store,
+        "worker %s consuming %s from %s (store %s)",
+        settings.app_id,
+        ", ".join(settings.input_topic_list),
+        settings.effective_bootstrap,
+        settings.store,
     )
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
