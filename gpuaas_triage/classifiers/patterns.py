@@ -99,7 +99,7 @@ class ShapeWindow:
                 ep["last_seen"],
             )
         hits = [tuple(h) for h in data["hits"]]
-        return cls(Shape.model_validate(data["shape"]), hits, episode)  # type: ignore[arg-type]
+        return cls(Shape.model_validate(data["shape"]), hits, episode)
 
 
 def _kind(window: ShapeWindow, cfg: CoreConfig) -> tuple[Kind, str] | None:

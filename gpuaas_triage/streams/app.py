@@ -94,23 +94,29 @@ class TriageStreams:
             autodiscover=False,
             table_cleanup_interval=30.0,
         )
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
-        json_out = {"key_serializer": "raw", "value_serializer": "orjson"}
-        self.inputs = self.app.topic(*self.names.inputs, **raw)
+        raw: faust.Schema[bytes, bytes] = faust.Schema(
+            key_serializer="raw", value_serializer="raw"
+        )
+        json_out: faust.Schema[bytes, Any] = faust.Schema(
+            key_serializer="raw", value_serializer="orjson"
+        )
+        self.inputs = self.app.topic(*self.names.inputs, schema=raw)
         self.correlate_topic = self.app.topic(
-            self.names.correlate, partitions=settings.partitions, **raw
+            self.names.correlate, partitions=settings.partitions, schema=raw
         )
         self.shapes_topic = self.app.topic(
-            self.names.shapes, partitions=settings.partitions, **raw
+            self.names.shapes, partitions=settings.partitions, schema=raw
         )
-        self.incidents = self.app.topic(self.names.incidents, **json_out)
-        self.escalations = self.app.topic(self.names.escalations, **json_out)
-        self.dead_letters = self.app.topic(self.names.dead_letters, **json_out)
+        self.incidents = self.app.topic(self.names.incidents, schema=json_out)
+        self.escalations = self.app.topic(self.names.escalations, schema=json_out)
+        self.dead_letters = self.app.topic(self.names.dead_letters, schema=json_out)
 
         # The store encodes and decodes keys by key_type, not by the schema: without
         # bytes here, a rocksdb store (or a changelog being restored) reads the raw
         # keys back as JSON and fails on every restart and rebalance.
-        table_schema = faust.Schema(key_serializer="raw", value_serializer="orjson")
+        table_schema: faust.Schema[bytes, Any] = faust.Schema(
+            key_serializer="raw", value_serializer="orjson"
+        )
         self.correlations = self.app.Table(
             "correlations",
             partitions=settings.partitions,
@@ -158,18 +164,21 @@ class TriageStreams:
             async for event in stream.events():
                 await self.on_shape(event)
 
-        @app.timer(self.settings.tick_seconds, on_leader=True)
+        @app.timer(  # type: ignore[untyped-decorator]  # faust's decorators are untyped
+            self.settings.tick_seconds, on_leader=True
+        )
         async def tick() -> None:
             for partition in range(self.settings.partitions):
                 await self.correlate_topic.send(value=_TICK, partition=partition)
                 await self.shapes_topic.send(value=_TICK, partition=partition)
 
-        @app.timer(RATE_LIMIT_SECONDS)
+        @app.timer(RATE_LIMIT_SECONDS)  # type: ignore[untyped-decorator]  # as above
         async def report() -> None:
             self.dead.flush()
             self.early.flush()
 
-        @app.on_partitions_assigned.connect
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust's stub
+        # expects a keyword-only signal argument its own dispatcher does not pass
         async def reassigned(app: faust.App, assigned: Any, **_: Any) -> None:
             # Another worker may have changed the state of what comes back: rebuild
             # the due indices from the tables on the next message.

@@ -15,7 +15,8 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if "SSL" not in settings.security_protocol:
         return None
     cafile = str(settings.ssl_cafile) if settings.ssl_cafile else None
-    return create_ssl_context(cafile=cafile)
+    context: ssl.SSLContext = create_ssl_context(cafile=cafile)
+    return context
 
 
 def client_options(settings: Settings) -> dict[str, Any]:

@@ -84,7 +84,10 @@ class LineSender:
     async def send(self, raw: bytes) -> asyncio.Future[object]:
         topic, key = self.router.route(raw)
         self.sent += 1
-        return await self.producer.send(topic, raw, key=key if self.keyed else None)
+        sent: asyncio.Future[object] = await self.producer.send(
+            topic, raw, key=key if self.keyed else None
+        )
+        return sent
 
 
 async def produce(
