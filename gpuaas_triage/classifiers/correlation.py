@@ -579,5 +579,9 @@ def next_due(state: CorrelationState, *, now: float, cfg: CoreConfig) -> float:
         mine = _close_due(thread, assessment, cfg)
         if assessment.lineage.next_deadline is not None:
             mine = min(mine, assessment.lineage.next_deadline)
+        if assessment.verdict is not None and not thread.settled:
+            # Settle as soon as the hold allows, so that escalation windows count
+            # the incident then rather than at close.
+            mine = float("-inf")
         due = min(due, max(mine, thread.hold_until))
     return due

@@ -98,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument(
         "--profile", metavar="DIR", help="cProfile the worker and the replay into DIR"
     )
+    bn.add_argument(
+        "--escalation-delay",
+        action="store_true",
+        help="only time escalations: crossing tenant's line to the escalation",
+    )
 
     br = sub.add_parser("broker", help="the local single-node Kafka (KRaft)")
     br.add_argument("action", choices=("start", "stop", "status"))
@@ -157,6 +162,15 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             Path(args.out) if args.out else jsonschema.SCHEMA_DIR
         ):
             print(path)  # noqa: T201  # the CLI's output
+        return 0
+    if args.command == "bench" and args.escalation_delay:
+        import orjson
+
+        from gpuaas_triage.bench import escalation_delay
+        from gpuaas_triage.streams.worker import prepare
+
+        result = escalation_delay.measure(prepare(settings))
+        print(orjson.dumps(result).decode())  # noqa: T201  # the CLI's output
         return 0
     if args.command == "bench":
         from gpuaas_triage.bench import run as bench
