@@ -54,7 +54,7 @@ def _failing_line(org: int, episode: str) -> bytes:
 
 
 async def _episode(
-    settings: Settings, consumer: AIOKafkaConsumer, episode: str, timeout: float
+    settings: Settings, consumer: AIOKafkaConsumer, episode: str, wait_seconds: float
 ) -> float:
     """Seconds from the crossing tenant's line to its escalation being read."""
     async with produce.LineSender(settings) as sender:
@@ -64,7 +64,7 @@ async def _episode(
         sent_at = time.monotonic()
         await (await sender.send(_failing_line(settings.escalation_min_orgs, episode)))
 
-    deadline = sent_at + timeout
+    deadline = sent_at + wait_seconds
     while time.monotonic() < deadline:
         batch = await consumer.getmany(timeout_ms=100)
         for records in batch.values():
@@ -73,10 +73,12 @@ async def _episode(
                 error = event.get("shape", {}).get("error") or ""
                 if event.get("status") == "opened" and episode in error:
                     return time.monotonic() - sent_at
-    raise TimeoutError(f"no escalation for episode {episode} within {timeout:g}s")
+    raise TimeoutError(f"no escalation for episode {episode} within {wait_seconds:g}s")
 
 
-async def _measure(settings: Settings, episodes: int, timeout: float) -> list[float]:
+async def _measure(
+    settings: Settings, episodes: int, wait_seconds: float
+) -> list[float]:
     consumer = AIOKafkaConsumer(
         settings.escalations_topic,
         **client_options(settings),
@@ -86,7 +88,9 @@ async def _measure(settings: Settings, episodes: int, timeout: float) -> list[fl
     await consumer.start()
     try:
         return [
-            await _episode(settings, consumer, f"ep{i}{uuid.uuid4().hex[:6]}", timeout)
+            await _episode(
+                settings, consumer, f"ep{i}{uuid.uuid4().hex[:6]}", wait_seconds
+            )
             for i in range(episodes)
         ]
     finally:
@@ -94,7 +98,7 @@ async def _measure(settings: Settings, episodes: int, timeout: float) -> list[fl
 
 
 def measure(
-    settings: Settings, *, episodes: int = 3, timeout: float = 90.0
+    settings: Settings, *, episodes: int = 3, wait_seconds: float = 90.0
 ) -> dict[str, Any]:
     """Run a worker on topics of its own and time ``episodes`` escalations."""
     run = f"bench-esc-{uuid.uuid4().hex[:6]}"
@@ -112,7 +116,7 @@ def measure(
     asyncio.run(ensure_topics(settings))
     worker = WorkerProcess(settings, settings.data_dir / "worker.log")
     try:
-        delays = asyncio.run(_measure(settings, episodes, timeout))
+        delays = asyncio.run(_measure(settings, episodes, wait_seconds))
     finally:
         worker.process.terminate()
         worker.process.wait(timeout=60)
