@@ -15,6 +15,7 @@ import heapq
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gpuaas_triage.classifiers import correlation, patterns
 from gpuaas_triage.classifiers.config import CoreConfig
@@ -23,6 +24,9 @@ from gpuaas_triage.schemas.events import EscalationEvent, IncidentEvent
 from gpuaas_triage.schemas.log_line import LogLine
 from gpuaas_triage.schemas.parse import parse_line
 from gpuaas_triage.schemas.source import SourceRef
+
+if TYPE_CHECKING:
+    from gpuaas_triage.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +167,16 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self._open = OpenCorrelations(self.max_open_correlations)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        """The pipeline ``triage replay`` runs: every bound from the settings."""
+        return cls(
+            cfg=CoreConfig.from_settings(settings),
+            allowed_lateness=settings.allowed_lateness_seconds,
+            max_line_bytes=settings.max_line_bytes,
+            max_open_correlations=settings.max_open_correlations,
+        )
 
     @property
     def watermark(self) -> float:

@@ -10,7 +10,6 @@ from typing import BinaryIO
 
 import orjson
 
-from gpuaas_triage.classifiers.config import CoreConfig
 from gpuaas_triage.classifiers.pipeline import Output, Pipeline, latest
 from gpuaas_triage.schemas.dead_letter import DeadLetter
 from gpuaas_triage.schemas.source import file_ref
@@ -40,12 +39,7 @@ def read_lines(paths: Iterable[str]) -> Iterator[tuple[bytes, str, int]]:
 def replay(
     paths: Iterable[str], settings: Settings
 ) -> tuple[list[Output], list[DeadLetter]]:
-    pipeline = Pipeline(
-        cfg=CoreConfig.from_settings(settings),
-        allowed_lateness=settings.allowed_lateness_seconds,
-        max_line_bytes=settings.max_line_bytes,
-        max_open_correlations=settings.max_open_correlations,
-    )
+    pipeline = Pipeline.from_settings(settings)
     outputs: list[Output] = []
     for raw, name, number in read_lines(paths):
         outputs.extend(pipeline.feed_raw(raw, file_ref(name, number)))

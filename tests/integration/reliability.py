@@ -14,7 +14,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from gpuaas_triage.classifiers.config import CoreConfig
 from gpuaas_triage.classifiers.pipeline import Pipeline
 from gpuaas_triage.schemas.dead_letter import DeadLetter
 from gpuaas_triage.schemas.events import IncidentEvent
@@ -43,12 +42,7 @@ class Reference:
 
 
 def reference(lines: list[bytes], settings: Settings) -> Reference:
-    pipeline = Pipeline(
-        cfg=CoreConfig.from_settings(settings),
-        allowed_lateness=settings.allowed_lateness_seconds,
-        max_line_bytes=settings.max_line_bytes,
-        max_open_correlations=settings.max_open_correlations,
-    )
+    pipeline = Pipeline.from_settings(settings)
     outputs = []
     for number, raw in enumerate(lines, start=1):
         outputs.extend(pipeline.feed_raw(raw, file_ref("lines", number)))

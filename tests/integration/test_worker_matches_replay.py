@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from gpuaas_triage.classifiers.config import CoreConfig
 from gpuaas_triage.classifiers.pipeline import Pipeline, latest
 from gpuaas_triage.schemas.events import EscalationEvent, IncidentEvent
 from gpuaas_triage.schemas.source import file_ref
@@ -26,11 +25,7 @@ from .harness import (
 
 
 def replay_in_memory(lines: list[bytes], settings: Settings) -> list[IncidentEvent | EscalationEvent]:
-    pipeline = Pipeline(
-        cfg=CoreConfig.from_settings(settings),
-        allowed_lateness=settings.allowed_lateness_seconds,
-        max_line_bytes=settings.max_line_bytes,
-    )
+    pipeline = Pipeline.from_settings(settings)
     outputs = []
     for number, raw in enumerate(lines, start=1):
         outputs.extend(pipeline.feed_raw(raw, file_ref("cases", number)))
