@@ -65,7 +65,8 @@ def test_one_escalation_per_episode_and_none_below_threshold(
 ) -> None:
     """Two orgs failing alike escalate nothing; a third opens exactly one escalation,
     a fourth updates it, and quiet resolves it."""
-    settings = isolated_settings(kafka_bootstrap, tmp_path)
+    # Tenants here fail a second apart: a short quiet window resolves quickly.
+    settings = isolated_settings(kafka_bootstrap, tmp_path, escalation_quiet_seconds=5.0)
     prepare_topics(settings)
     worker = WorkerProcess(settings, tmp_path / "worker.log").start()
     now = time.time()
