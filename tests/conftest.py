@@ -2,7 +2,7 @@
 
 The broker, first found wins: ``TRIAGE_TEST_BOOTSTRAP_SERVERS`` (or
 ``TRIAGE_BOOTSTRAP_SERVERS``); a testcontainers Kafka when a Docker engine answers;
-the project's own LocalBroker on ports 39192/39193, sharing the jar cache of the
+the project's own LocalBroker on ports 19192/19193, sharing the jar cache of the
 broker home. With none, integration tests fail under CI=true and skip elsewhere.
 """
 
@@ -29,7 +29,8 @@ from gpuaas_triage.streams.broker import LocalBroker
 
 INTEGRATION_DIR = (Path(__file__).parent / "integration").resolve()
 # Overridable so that two test sessions on one machine do not share a broker.
-TEST_BROKER_PORT = int(os.environ.get("TRIAGE_TEST_BROKER_PORT", "39192"))
+# Below the ephemeral range, so that no client's own source port can ever take it.
+TEST_BROKER_PORT = int(os.environ.get("TRIAGE_TEST_BROKER_PORT", "19192"))
 TEST_CONTROLLER_PORT = TEST_BROKER_PORT + 1
 # Confluent Platform 7.9 ships Kafka 3.9, the release the local broker runs.
 CONTAINER_IMAGE = os.environ.get(

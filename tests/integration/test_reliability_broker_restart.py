@@ -30,8 +30,10 @@ from .reliability import (
     workers,
 )
 
-BROKER_PORT = 39292
-CONTROLLER_PORT = 39293
+# Below the ephemeral range (32768-60999): a client retrying against the stopped
+# broker can never self-connect on this port and keep the broker from restarting.
+BROKER_PORT = 19292
+CONTROLLER_PORT = 19293
 OUTAGE_SECONDS = 5.0
 #: Connection errors a worker may log per second of outage; without back-off
 #: aiokafka logs thousands.
